@@ -1,0 +1,1 @@
+"""ganrt training: GAN variants, their data, losses and the shared training loop."""

@@ -1,0 +1,119 @@
+"""`python -m train`: train a registered GAN variant.
+
+Exit codes: 0 done, 2 bad usage or input (one-line message), 1 training failed (e.g. a NaN
+loss), 130 interrupted (a checkpoint was saved; resume with --resume).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from train import config as config_mod
+from train import registry
+from train.errors import UsageError
+
+log = logging.getLogger("ganrt.train")
+
+EXAMPLES = """examples:
+  python -m train --list
+  python -m train cyclegan                       # built-in photo->sketch set, quick preset
+  python -m train dcgan --preset quick           # built-in shapes, a few minutes on a CPU
+  python -m train pix2pix --data ../facades --direction BtoA --preset quick
+  python -m train cgan --data ~/data/mnist --steps 3000
+  python -m train --resume runs/dcgan/20261125-101500 --steps 2000
+  torchrun --nproc_per_node=2 -m train dcgan --preset quick
+"""
+
+
+def _base_parser(add_help: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m train", add_help=add_help, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a GAN variant. `python -m train VARIANT --help` lists that variant's settings.",
+        epilog=EXAMPLES)
+    p.add_argument("variant", nargs="?", help="variant to train (see --list)")
+    p.add_argument("--list", action="store_true", help="list the variants and exit")
+    p.add_argument("--preset", help="named settings: quick (a 2-core CPU in minutes), paper, ... (default: quick for a new run)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("--runs", type=Path, default=Path("runs"), metavar="DIR", help="where new runs go (default: runs)")
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluation at the end")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    return p
+
+
+def list_variants() -> str:
+    """One line per variant: name, summary and presets."""
+    lines = []
+    for name in registry.names():
+        v = registry.get(name)
+        lines.append(f"{name:10s} {v.summary}  [presets: {', '.join(v.config.presets)}]")
+    return "\n".join(lines)
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, registry.Variant, Any]:
+    """Parse the command line into (options, variant, resolved config)."""
+    base = _base_parser(add_help=False)
+    known, _ = base.parse_known_args(argv)
+    saved: dict[str, Any] = {}
+    name = known.variant
+    if known.resume is not None:
+        cfg_file = known.resume / "config.json"
+        if not cfg_file.is_file():
+            raise UsageError(f"cannot resume {known.resume}: no config.json there (is it a run directory?)")
+        run_cfg = json.loads(cfg_file.read_text())
+        if name and name != run_cfg["variant"]:
+            raise UsageError(f"{known.resume} is a {run_cfg['variant']} run, not {name}")
+        name, saved = run_cfg["variant"], run_cfg["config"]
+    if known.list or not name:
+        parser = _base_parser(add_help=True)
+        opts = parser.parse_args(argv)
+        return opts, None, None  # type: ignore[return-value]
+    variant = registry.get(name)
+    parser = _base_parser(add_help=True)
+    group = parser.add_argument_group(f"{name} settings", variant.config.__doc__)
+    config_mod.add_config_flags(group, variant.config)  # type: ignore[arg-type]
+    opts = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(opts).items() if k in {f for f in variant.config.__dataclass_fields__}}
+    preset = opts.preset if opts.preset else (None if saved else "quick")
+    cfg = config_mod.resolve(variant.config, preset, {**saved, **overrides})
+    return opts, variant, cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        opts, variant, cfg = parse(argv)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING if opts.quiet else logging.INFO, format="%(message)s")
+    if opts.list or variant is None:
+        if opts.list:
+            print(list_variants())
+            return 0
+        print("error: name a variant to train (python -m train --list shows them)", file=sys.stderr)
+        return 2
+    from train.trainer import TrainingDiverged, run_training
+
+    run_dir: list[Path] = []
+    try:
+        changed = config_mod.diff_from_defaults(cfg)
+        log.info("%s: %s", variant.name, ", ".join(f"{k}={v}" for k, v in changed.items()) or "paper defaults")
+        out = run_training(variant, cfg, opts.runs, opts.resume, evaluate=not opts.no_eval,
+                           on_ready=lambda d: (run_dir.append(d), log.info("run directory: %s", d)))
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        where = run_dir[0] if run_dir else "the run directory"
+        print(f"\ninterrupted: checkpoint saved; continue with: python -m train --resume {where}", file=sys.stderr)
+        return 130
+    log.info("done: %s (generator: %s)", out, out / "generator.safetensors")
+    return 0

@@ -1,0 +1,37 @@
+"""Network architectures: builders only (no device placement, no init; see ``init_weights``)."""
+
+from .dcgan import (
+    ConditionalDiscriminator28,
+    ConditionalGenerator28,
+    DCGAN28Discriminator,
+    DCGAN28Generator,
+    DCGAN64Discriminator,
+    DCGAN64Generator,
+)
+from .init import init_weights
+from .mlp import MLPDiscriminator, MLPGenerator
+from .norms import NORM_KINDS, check_norm, conv_bias, norm_layer
+from .patchgan import PatchDiscriminator
+from .resnet import ResidualBlock, ResnetGenerator
+from .unet import UnetGenerator, unet_depth
+
+__all__ = [
+    "NORM_KINDS",
+    "ConditionalDiscriminator28",
+    "ConditionalGenerator28",
+    "DCGAN28Discriminator",
+    "DCGAN28Generator",
+    "DCGAN64Discriminator",
+    "DCGAN64Generator",
+    "MLPDiscriminator",
+    "MLPGenerator",
+    "PatchDiscriminator",
+    "ResidualBlock",
+    "ResnetGenerator",
+    "UnetGenerator",
+    "check_norm",
+    "conv_bias",
+    "init_weights",
+    "norm_layer",
+    "unet_depth",
+]

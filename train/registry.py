@@ -1,0 +1,117 @@
+"""The one registry of GAN variants, shared by train, export, infer and bench.
+
+Each variant module in `train/variants/` registers one `Variant`. The other stages never
+special-case a variant by name: they read its input signature and output spec from here
+(or from an artifact's manifest, which is written from here).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from train.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import Dataset
+
+    from train.step import TrainStep
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: name, shape (None = dynamic), dtype and meaning."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+    # Value range of float tensors, e.g. (-1, 1) for tanh images; None for noise/labels.
+    range: tuple[float, float] | None = None
+    # "noise" | "label" | "image" | "points": how pre/post-processing treats the tensor.
+    kind: str = "image"
+    num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form used in manifests."""
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "range": list(self.range) if self.range else None,
+            "kind": self.kind,
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names) if self.class_names else None,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "TensorSpec":
+        """Inverse of `to_json`."""
+        return cls(
+            name=d["name"],
+            shape=tuple(d["shape"]),
+            dtype=d["dtype"],
+            range=tuple(d["range"]) if d.get("range") else None,
+            kind=d.get("kind", "image"),
+            num_classes=d.get("num_classes"),
+            class_names=tuple(d["class_names"]) if d.get("class_names") else None,
+        )
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Everything the stages need to know about one GAN variant."""
+
+    name: str
+    summary: str
+    # Config dataclass: fields carry the paper's defaults; `presets` ClassVar holds named
+    # overrides ("quick" for a 2-core CPU, "paper" for the original hyper-parameters).
+    config: type
+    # Builds the generator that export/infer deploy (the checkpoint prefix is `generator_key`).
+    generator: Callable[[Any], "nn.Module"]
+    # Builds every network trained, keyed by name ("G", "D" or "G", "F", "D_A", "D_B").
+    networks: Callable[[Any], dict[str, "nn.Module"]]
+    inputs: Callable[[Any], list[TensorSpec]]
+    output: Callable[[Any], TensorSpec]
+    # Training dataset from the config (built-in by default, `cfg.data` for a real one).
+    dataset: Callable[[Any], "Dataset"]
+    step: type["TrainStep"]
+    # Fixed generator feeds for sample grids, evaluation and export calibration.
+    sample_feeds: Callable[[Any, int, "torch.Generator"], dict[str, "torch.Tensor"]]
+    # Image-to-image variants: (held-out inputs, ground-truth targets or None) for evaluation.
+    eval_pairs: Callable[[Any, int], tuple["torch.Tensor", "torch.Tensor | None"]] | None = None
+    generator_key: str = "G"
+    papers: tuple[str, ...] = field(default_factory=tuple)
+
+
+_REGISTRY: dict[str, Variant] = {}
+
+
+def register(variant: Variant) -> Variant:
+    """Add a variant; a duplicate name is a programming error."""
+    if variant.name in _REGISTRY:
+        raise ValueError(f"variant {variant.name!r} is already registered")
+    _REGISTRY[variant.name] = variant
+    return variant
+
+
+def get(name: str) -> Variant:
+    """Look a variant up by name; an unknown name lists the valid ones."""
+    _load_builtin_variants()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        valid = ", ".join(sorted(_REGISTRY))
+        raise UsageError(f"unknown variant {name!r}; choose one of: {valid}") from None
+
+
+def names() -> list[str]:
+    """Registered variant names, in registration order."""
+    _load_builtin_variants()
+    return list(_REGISTRY)
+
+
+def _load_builtin_variants() -> None:
+    # Variants are imported explicitly (torchvision's models/_api.py pattern), once.
+    import train.variants  # noqa: F401

@@ -1,0 +1,78 @@
+"""Pieces shared by the image-to-image variants (pix2pix, CycleGAN): I/O specs and datasets."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from train.data import EdgesToScenes, PairedImages, PhotoToSketch, UnpairedImages
+from train.errors import DataError
+from train.registry import TensorSpec
+
+log = logging.getLogger("ganrt.train")
+
+# Sample grids and evaluation use this many fixed test images.
+FIXED_INPUTS = 16
+
+
+def image_io(cfg: Any, name: str = "image") -> TensorSpec:
+    """A fully convolutional image tensor: dynamic batch, height and width, values in [-1, 1]."""
+    return TensorSpec(name, (None, cfg.channels, None, None), "float32", range=(-1.0, 1.0))
+
+
+def _root(cfg: Any) -> Path:
+    root = Path(cfg.data)
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root}")
+    return root
+
+
+def paired_dataset(cfg: Any, split: str = "train") -> Dataset:
+    """Built-in edges->scenes pairs, or `cfg.data` in the pix2pix layouts, in `cfg.direction`."""
+    if cfg.data is None:
+        return EdgesToScenes(size=cfg.size, split=split, seed=cfg.seed)
+    return PairedImages(_root(cfg), split=split, direction=cfg.direction, size=cfg.size,
+                        jitter=split == "train" and cfg.jitter, seed=cfg.seed)
+
+
+def unpaired_dataset(cfg: Any, split: str = "train") -> Dataset:
+    """Built-in photo->sketch crops, or `cfg.data` in CycleGAN's trainA/trainB layout."""
+    if cfg.data is None:
+        return PhotoToSketch(size=cfg.size, split=split, seed=cfg.seed)
+    return UnpairedImages(_root(cfg), split=split, size=cfg.size, jitter=split == "train" and cfg.jitter, seed=cfg.seed)
+
+
+def held_out_split(cfg: Any, paired: bool) -> str:
+    """The evaluation split that exists for this data: test, else val, else train (with a warning)."""
+    if cfg.data is None:
+        return "test"
+    root = Path(cfg.data)
+    candidates = (("test", "val") if paired else ("test",))
+    for split in candidates:
+        if (root / split).is_dir() or (root / f"{split}A").is_dir():
+            return split
+    log.warning("no held-out split in %s: evaluating on training images", root)
+    return "train"
+
+
+def fixed_inputs(cfg: Any, n: int, paired: bool) -> tuple[Tensor, Tensor | None]:
+    """The first n held-out inputs and, where known, their ground-truth targets."""
+    split = held_out_split(cfg, paired)
+    dataset = paired_dataset(cfg, split) if paired else unpaired_dataset(cfg, split)
+    if hasattr(dataset, "eval_pairs"):  # built-in sets know the true translation
+        a, b = dataset.eval_pairs(n)
+        return a, b
+    n = min(n, len(dataset))
+    items = [dataset[i] for i in range(n)]
+    a = torch.stack([it["A"] for it in items])
+    return a, (torch.stack([it["B"] for it in items]) if paired else None)
+
+
+def translation_feeds(cfg: Any, n: int, paired: bool) -> dict[str, Tensor]:
+    """Feeds for sample grids and calibration: held-out input images."""
+    a, _ = fixed_inputs(cfg, min(n, FIXED_INPUTS), paired)
+    return {"image": a}

@@ -1,0 +1,57 @@
+"""Vanilla GAN on toy distributions (Goodfellow et al. 2014): MLPs, non-saturating loss."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from train.config import TrainConfig, opt
+from train.losses import ADVERSARIAL
+from train.nets import MLPDiscriminator, MLPGenerator
+from train.noise_gan import TOY_SETS, AdversarialStep, noise_feeds, noise_inputs, points_output, toy_dataset, toy_dim
+from train.registry import Variant, register
+
+
+@dataclass
+class GANConfig(TrainConfig):
+    """MLP generator and discriminator on a 1-D Gaussian or a 2-D ring of 8 Gaussians."""
+
+    builtin: str = opt("ring", "built-in toy set", choices=TOY_SETS)
+    z_dim: int = opt(16, "noise dimension")
+    hidden: int = opt(128, "hidden units per MLP layer")
+    layers: int = opt(3, "MLP layers")
+    loss: str = opt("nonsaturating", "adversarial objective", choices=tuple(ADVERSARIAL))
+    steps: int = opt(5000, "generator updates")
+    batch_size: int = opt(256, "points per step")
+    lr_g: float = opt(2e-4, "generator learning rate (Adam)")
+    lr_d: float = opt(2e-4, "discriminator learning rate (Adam)")
+    sample_every: int = opt(250, "steps between sample plots")
+    eval_samples: int = opt(20000, "generated points used by the final evaluation")
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {"steps": 2000},
+        "gaussian": {"builtin": "gaussian", "steps": 3000},
+        "paper": {"steps": 20000},
+    }
+
+
+def networks(cfg: GANConfig) -> dict[str, torch.nn.Module]:
+    """G: z -> point, D: point -> logit."""
+    dim = toy_dim(cfg)
+    return {"G": MLPGenerator(cfg.z_dim, dim, cfg.hidden, cfg.layers), "D": MLPDiscriminator(dim, cfg.hidden, cfg.layers)}
+
+
+register(Variant(
+    name="gan",
+    summary="Vanilla GAN with MLPs on toy 1-D/2-D distributions (Goodfellow et al. 2014)",
+    config=GANConfig,
+    generator=lambda c: networks(c)["G"],
+    networks=networks,
+    inputs=lambda c: noise_inputs(c, conditional=False),
+    output=points_output,
+    dataset=toy_dataset,
+    step=AdversarialStep,
+    sample_feeds=lambda c, n, g: noise_feeds(c, n * 32, g, conditional=False),
+    papers=("Goodfellow et al., Generative Adversarial Nets, NeurIPS 2014",),
+))
