@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,10 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, registry.Variant, Any]:
     base = _base_parser(add_help=False)
     known, _ = base.parse_known_args(argv)
     saved: dict[str, Any] = {}
+    # Flags of the variant are unknown here, so `--steps 2` may leave "2" as the variant.
     name = known.variant
+    if name not in registry.names():
+        name = next((a for a in argv if a in registry.names()), None if known.resume else name)
     if known.resume is not None:
         cfg_file = known.resume / "config.json"
         if not cfg_file.is_file():
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING if opts.quiet else logging.INFO, format="%(message)s")
+    other_rank = os.environ.get("RANK", "0") != "0"  # under torchrun, rank 0 speaks for all
+    logging.basicConfig(level=logging.WARNING if opts.quiet or other_rank else logging.INFO, format="%(message)s")
     if opts.list or variant is None:
         if opts.list:
             print(list_variants())

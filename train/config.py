@@ -63,7 +63,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         kind, _ = _parse_optional(_field_type(cls, f))
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        in_presets = "".join(f"; {name}: {vals[f.name]}" for name, vals in cls.presets.items() if f.name in vals)
+        help_text = f"{f.metadata.get('help', '')} (default: {default}{in_presets})"
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if "choices" in f.metadata:
             kw["choices"] = f.metadata["choices"]

@@ -48,6 +48,7 @@ def points_image(points: np.ndarray, reference: np.ndarray | None = None, size: 
     for data, colour in ((reference, (170, 170, 170)), (points, (30, 90, 200))):
         if data is None:
             continue
+        data = data[np.isfinite(data).all(1)]
         px = ((data[:, :2] + lim) / (2 * lim) * (size - 1)).astype(int)
         px = px[(px >= 0).all(1) & (px < size).all(1)]
         img[px[:, 1], px[:, 0]] = colour

@@ -103,8 +103,10 @@ def batch_stream(dataset: Dataset, batch_size: int, seed: int, start_batch: int,
         mine = order[dist_info.rank::dist_info.world][: per_epoch * batch_size].view(per_epoch, batch_size)
         if hasattr(dataset, "set_epoch"):  # datasets with random jitter draw it per epoch
             dataset.set_epoch(epoch)
+        # A private generator: creating a loader iterator draws a worker seed, and drawing it
+        # from the global RNG would shift the model's random stream on resume.
         loader = DataLoader(dataset, batch_sampler=mine[offset:].tolist(), num_workers=num_workers,
-                            pin_memory=device.type == "cuda")
+                            pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed + epoch))
         for batch in loader:
             yield to_device(batch, device)
         epoch, offset = epoch + 1, 0
@@ -142,7 +144,7 @@ class Trainer:
             # BatchNorm buffers are each rank's own statistics; only gradients are averaged.
             self.nets = {k: nn.parallel.DistributedDataParallel(
                 n, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                broadcast_buffers=False) for k, n in raw.items()}
+                forward_sync_buffers=False) for k, n in raw.items()}
         self.step_fn = variant.step(cfg, self.nets, self.device, cfg.amp)
         self.step = 0
         self.images_seen = 0
@@ -221,9 +223,11 @@ class Trainer:
         return path
 
     # -- the loop ------------------------------------------------------------------
-    def fit(self) -> None:
-        """Train to `cfg.steps`; Ctrl-C checkpoints and stops; a NaN loss stops without saving."""
+    def fit(self, until: int | None = None) -> None:
+        """Train to `cfg.steps` (or pause at step `until`, checkpointed); Ctrl-C checkpoints and
+        stops; a NaN loss stops without saving."""
         cfg = self.cfg
+        end = min(cfg.steps, until) if until is not None else cfg.steps
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_write_text(self.run_dir / "config.json", json.dumps(
@@ -249,7 +253,7 @@ class Trainer:
         for net in self.nets.values():
             net.train()
         try:
-            while self.step < cfg.steps:
+            while self.step < end:
                 losses = self.step_fn(next_batch)
                 values = dict(zip(losses, torch.stack(list(losses.values())).float().tolist()))
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
@@ -274,7 +278,7 @@ class Trainer:
                         writer.add_scalar("images_per_s", ips, self.step)
                 if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
                     self.save_samples()
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                if self.step % cfg.checkpoint_every == 0 or self.step == end:
                     self.save_checkpoint()
         except KeyboardInterrupt:
             bar.close()
@@ -286,7 +290,8 @@ class Trainer:
                 metrics.close()
             if writer:
                 writer.close()
-        self.finish()
+        if self.step == cfg.steps:
+            self.finish()
 
     def finish(self) -> None:
         """Write generator.safetensors and progress.gif (rank 0)."""

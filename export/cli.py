@@ -1,0 +1,167 @@
+"""`python -m export`: turn a trained generator into a verified deployment artifact.
+
+Exit codes: 0 done, 1 a parity gate failed (the artifact is written, marked "failed") or a
+bug, 2 bad usage or input (one-line message), or --trt asked on a machine without TensorRT
+or a GPU (the ONNX part is still written).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import sys
+from pathlib import Path
+
+from export.int8 import CALIBRATION_METHODS
+from export.onnx_fp32 import DEFAULT_OPSET
+from export.parity import ParityReport
+from export.pipeline import ExportOptions, ExportResult, run_export
+from export.source import DEFAULT_GENERATOR, GENERATOR_FILE, latest_run_generator
+from infer.artifact import MANIFEST
+from train import registry
+from train.errors import UsageError
+
+log = logging.getLogger("ganrt.export")
+
+EXAMPLES = """precision outputs:
+  with no --onnx/--fp16/--int8/--trt flag, fp32, fp16 and int8 ONNX models are all written
+  (fp16 for GPUs, int8 the fastest on CPUs); with any of them, fp32 plus exactly what is asked.
+  --trt builds the engine in fp16, or int8 (from the QDQ model) with --int8.
+
+examples:
+  python -m export                                   # latest run, or the shipped CycleGAN
+  python -m export runs/cyclegan/20261125-101500     # a run (its generator.safetensors)
+  python -m export model.safetensors --fp16 --out /tmp/art
+  python -m export cyclegan-photo2sketch --trt       # add an engine to an artifact (GPU machine)
+  python -m export --size 256,320 --batch 1:4:16 --calibration entropy
+"""
+
+
+def _batch(text: str) -> tuple[int, int, int]:
+    try:
+        lo, opt, hi = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:OPT:MAX integers, got {text!r}") from None
+    return lo, opt, hi
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H,W (or one number for a square), got {text!r}") from None
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected H,W (or one number for a square), got {text!r}")
+    return parts[0], parts[-1]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; every flag explained in --help."""
+    p = argparse.ArgumentParser(prog="python -m export", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Export a generator to ONNX (fp32/fp16/int8) and TensorRT, with a "
+                                            "parity report, a manifest and a Triton model repository.",
+                                epilog=EXAMPLES)
+    p.add_argument("source", nargs="?",
+                   help=f"run directory, generator .safetensors (or a run checkpoint), or artifact name under "
+                        f"--artifacts (default: the latest run under --runs, else {DEFAULT_GENERATOR})")
+    p.add_argument("--onnx", action="store_true", help="write the fp32 ONNX model (always written)")
+    p.add_argument("--fp16", action="store_true", help="also write the fp16 ONNX model (fp32 inputs/outputs)")
+    p.add_argument("--int8", action="store_true", help="also write the int8 ONNX model (static QDQ, calibrated)")
+    p.add_argument("--trt", action="store_true", help="also build a TensorRT engine for this machine's GPU")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N", help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    p.add_argument("--batch", type=_batch, default=(1, 1, 16), metavar="MIN:OPT:MAX",
+                   help="batch sizes: the TensorRT profile and Triton's max_batch_size (default: 1:1:16)")
+    p.add_argument("--size", type=_size, metavar="H,W",
+                   help="image size for image-input models: the TensorRT profile and the manifest's default size "
+                        "(ONNX models keep dynamic H and W; default: the training size)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="artifact directory (default: ARTIFACTS/NAME)")
+    p.add_argument("--name", help="artifact name (default: from --out, else from the source)")
+    p.add_argument("--calibration", choices=("auto",) + CALIBRATION_METHODS, default="auto",
+                   help="int8 calibration method; auto tries each and keeps the best PSNR on held-out feeds")
+    p.add_argument("--runs", type=Path, default=Path("runs"), metavar="DIR", help="runs root (default: runs)")
+    p.add_argument("--artifacts", type=Path, default=Path("artifacts"), metavar="DIR",
+                   help="artifacts root (default: artifacts)")
+    p.add_argument("--list", action="store_true", help="list variants, runs and artifacts, then exit")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the summary")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug log (exporter warnings included)")
+    return p
+
+
+def list_sources(runs_root: Path, artifacts_root: Path) -> str:
+    """Variants, finished runs (newest first) and artifacts."""
+    lines = ["variants: " + ", ".join(registry.names())]
+    runs = sorted(runs_root.glob(f"*/*/{GENERATOR_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True) \
+        if runs_root.is_dir() else []
+    lines.append(f"runs under {runs_root}/ (newest first):" if runs else f"no finished runs under {runs_root}/")
+    for g in runs:
+        when = datetime.datetime.fromtimestamp(g.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        lines.append(f"  {g.parent}  ({when})")
+    latest = latest_run_generator(runs_root)
+    if latest is None and DEFAULT_GENERATOR.is_file():
+        lines.append(f"default source: {DEFAULT_GENERATOR}")
+    arts = sorted(artifacts_root.glob(f"*/{MANIFEST}")) if artifacts_root.is_dir() else []
+    lines.append(f"artifacts under {artifacts_root}/:" if arts else f"no artifacts under {artifacts_root}/")
+    lines += [f"  {m.parent.name}" for m in arts]
+    return "\n".join(lines)
+
+
+def summary_table(result: ExportResult) -> str:
+    """Each file with its size and parity figures, then each stage's time."""
+    manifest, out = result.manifest, result.out_dir
+    rows = [("file", "MB", "checked on", "worst max-abs", "worst PSNR", "gate", "result")]
+    gen = out / GENERATOR_FILE
+    torch_report = result.reports.get("torch")
+    rows.append(_row(gen.name, gen.stat().st_size, torch_report))
+    for key, entry in manifest["models"].items():
+        rows.append(_row(entry["file"], entry["bytes"], result.reports.get(key)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"artifact {out}  (status: {manifest['status']})"]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
+    lines.append("stages: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.stages)
+                 + f"; total {sum(s for _, s in result.stages):.1f}s")
+    failed = [p for p, r in result.reports.items() if not r.passed]
+    if failed:
+        lines.append(f"FAILED parity: {', '.join(failed)} (the manifest says which cases)")
+    if result.trt_missing:
+        lines.append(f"TensorRT engine NOT built: this machine lacks {' and '.join(result.trt_missing)}; "
+                     f"the ONNX models, manifest and Triton repository above were written")
+    return "\n".join(lines)
+
+
+def _row(file: str, size: int, report: ParityReport | None) -> tuple[str, ...]:
+    mb = f"{size / 2**20:.2f}"
+    if report is None:
+        return (file, mb, "-", "-", "-", "-", "-")
+    worst = report.worst
+    gate = ", ".join(f"{k} {v:g}" for k, v in report.gate.to_json().items())
+    return (file, mb, f"{report.backend} {report.precision}", f"{worst.max_abs:.3g}", f"{worst.psnr:.1f} dB", gate,
+            "pass" if report.passed else "FAIL")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    parser = build_parser()
+    try:
+        opts = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
+        return int(e.code or 0)
+    level = logging.DEBUG if opts.verbose else logging.WARNING if opts.quiet else logging.INFO
+    # Our loggers at the chosen level; other libraries' INFO chatter (the quantizer's) stays off.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("ganrt").setLevel(level)
+    if opts.list:
+        print(list_sources(opts.runs, opts.artifacts))
+        return 0
+    options = ExportOptions(source=opts.source, onnx=opts.onnx, fp16=opts.fp16, int8=opts.int8, trt=opts.trt,
+                            opset=opts.opset, batch=opts.batch, size=opts.size, out=opts.out, name=opts.name,
+                            calibration=opts.calibration, runs_root=opts.runs, artifacts_root=opts.artifacts)
+    try:
+        result = run_export(options)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary_table(result))
+    if result.trt_missing:
+        print(f"error: --trt needs {' and '.join(result.trt_missing)}; wrote the ONNX parts to {result.out_dir}",
+              file=sys.stderr)
+    return result.exit_code

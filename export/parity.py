@@ -1,0 +1,93 @@
+"""Parity at export time: the same feeds through the torch runner (reference) and a candidate runner."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.feeds import Case, case_feeds
+from infer.compare import Comparison, Tolerance, compare, value_range_of
+from infer.runners.base import Runner
+from infer.runners.onnxrt import OrtRunner, session_loader
+from train.registry import TensorSpec
+
+
+def ort_cpu_runner(model: Path, inputs: list[TensorSpec], outputs: list[TensorSpec], precision: str,
+                   size_multiple: int) -> OrtRunner:
+    """An inactive ort-cpu runner for a model file (candidates that are not in an artifact yet)."""
+    return OrtRunner(session_loader(model, "ort-cpu"), inputs, outputs, backend="ort-cpu", precision=precision,
+                     size_multiple=size_multiple)
+
+
+def worst_of(comparisons: list[Comparison]) -> Comparison:
+    """The worst figures over several comparisons (several outputs, or several cases)."""
+    worst = max(comparisons, key=lambda c: c.max_abs)
+    return Comparison(max_abs=worst.max_abs, mean_abs=max(c.mean_abs for c in comparisons),
+                      psnr=min(c.psnr for c in comparisons), mismatches=sum(c.mismatches for c in comparisons),
+                      size=sum(c.size for c in comparisons), worst_index=worst.worst_index)
+
+
+def compare_outputs(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
+                    ranges: dict[str, float]) -> Comparison:
+    """Worst comparison over a model's outputs, PSNR peaks from `ranges` (output name -> value range)."""
+    return worst_of([compare(reference[name], candidate[name], value_range=span) for name, span in ranges.items()])
+
+
+@dataclass
+class CaseSet:
+    """Parity cases with their feeds and the reference outputs, computed once and shared by every candidate."""
+
+    cases: list[Case]
+    feeds: list[dict[str, np.ndarray]]
+    references: list[dict[str, np.ndarray]]
+    # PSNR peak per output: its declared range (2 for tanh images), else the peak-to-peak of the
+    # reference over many rows (toy points) — never of one small case, whose spread means little.
+    ranges: dict[str, float]
+
+    @classmethod
+    def build(cls, cases: list[Case], base: dict[str, np.ndarray], inputs: list[TensorSpec], outputs: list[TensorSpec],
+              reference: Runner, ranges: dict[str, float] | None = None) -> "CaseSet":
+        """Make every case's feeds from real rows and run them through the (active) reference runner."""
+        feeds = [case_feeds(base, inputs, c) for c in cases]
+        references = [reference.infer(f) for f in feeds]
+        if ranges is None:
+            ranges = {s.name: value_range_of(s.range, np.concatenate([r[s.name].ravel() for r in references]))
+                      for s in outputs}
+        return cls(cases, feeds, references, ranges)
+
+
+@dataclass
+class ParityReport:
+    """One precision's parity: every case against the reference, and its gate."""
+
+    precision: str
+    backend: str
+    gate: Tolerance
+    results: list[tuple[Case, Comparison]]
+    ranges: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """Whether every case is within the gate."""
+        return all(self.gate.passes(c) for _, c in self.results)
+
+    @property
+    def worst(self) -> Comparison:
+        """Worst figures over all cases."""
+        return worst_of([c for _, c in self.results])
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's parity entry for this precision."""
+        return {"backend": self.backend, "reference": "torch fp32, eval mode", "pass": self.passed,
+                "gate": self.gate.to_json(), "psnr_peak": {k: float(f"{v:.4g}") for k, v in self.ranges.items()},
+                "worst": self.worst.to_json(),
+                "cases": [{**case.to_json(), **c.to_json(), "pass": self.gate.passes(c)} for case, c in self.results]}
+
+
+def measure(candidate: Runner, case_set: CaseSet, gate: Tolerance) -> ParityReport:
+    """Run every case through an active candidate runner and compare with the references."""
+    results = [(case, compare_outputs(ref, candidate.infer(feeds), case_set.ranges))
+               for case, feeds, ref in zip(case_set.cases, case_set.feeds, case_set.references)]
+    return ParityReport(candidate.precision, candidate.backend, gate, results, case_set.ranges)

@@ -1,0 +1,408 @@
+"""Pre- and post-processing driven by an artifact's manifest (docs/artifact.md).
+
+Users hand over uint8 HWC images (RGB unless they say BGR: OpenCV frames are BGR) and get
+uint8 HWC images back; the model sees NCHW float32 in the manifest's `image.value_range`, at
+a size it accepts (`image.size_multiple`, `default_size`, `dynamic_size`). Noise models get
+`z` from a seed and labels checked against `num_classes`. Nothing here knows a variant by
+name: everything comes from the manifest's `inputs`, `outputs` and `image` sections.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from train.errors import UsageError
+from train.registry import TensorSpec
+
+CHANNEL_ORDERS = ("RGB", "BGR")
+# Larger decoded images are refused before their pixels are allocated (decompression bombs).
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+class InputError(UsageError, ValueError):
+    """Bad input from a caller (image, label, count): a 4xx in the service, exit 2 in the CLI."""
+
+
+class UnknownLabel(InputError):
+    """A label outside the model's classes."""
+
+
+class BadImage(InputError):
+    """Bytes or arrays that are not a usable image."""
+
+
+class ImageTooLarge(InputError):
+    """An image with more pixels than allowed."""
+
+
+class UnsupportedOperation(InputError):
+    """The artifact cannot do this (e.g. translate with a noise-to-image model)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one image was fitted to the model, so that the output can be put back."""
+
+    orig_hw: tuple[int, int]     # the caller's image size
+    scaled_hw: tuple[int, int]   # after resizing (== orig_hw when not resized)
+    model_hw: tuple[int, int]    # after padding to the size multiple: what the model sees
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """The manifest's `image` section: how pixels map to model values and which sizes work."""
+
+    channels: int
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    channel_order: str = "RGB"
+    size_multiple: int = 1
+    default_size: tuple[int, int] | None = None
+    dynamic_size: bool = True
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any], spec: TensorSpec) -> "ImageFormat":
+        """Build from `manifest["image"]`, falling back on the tensor spec's shape/range."""
+        img = manifest.get("image") or {}
+        channels = spec.shape[1] if len(spec.shape) == 4 and spec.shape[1] else 3
+        fixed = spec.shape[2:] if len(spec.shape) == 4 else (None, None)
+        default = img.get("default_size")
+        if default is None and all(fixed):
+            default = list(fixed)
+        dynamic = img.get("dynamic_size")
+        if dynamic is None:
+            dynamic = not all(fixed)
+        vr = img.get("value_range") or (list(spec.range) if spec.range else [-1.0, 1.0])
+        order = str(img.get("channel_order", "RGB")).upper()
+        if order not in CHANNEL_ORDERS:
+            raise UsageError(f"manifest image.channel_order {order!r} is not one of {CHANNEL_ORDERS}")
+        return cls(channels=int(channels), value_range=(float(vr[0]), float(vr[1])), channel_order=order,
+                   size_multiple=max(1, int(img.get("size_multiple") or 1)),
+                   default_size=tuple(int(s) for s in default) if default else None,  # type: ignore[arg-type]
+                   dynamic_size=bool(dynamic))
+
+
+def _check_order(channel_order: str) -> str:
+    order = channel_order.upper()
+    if order not in CHANNEL_ORDERS:
+        raise InputError(f"channel_order must be one of {CHANNEL_ORDERS}, not {channel_order!r}")
+    return order
+
+
+def _round_up(x: int, m: int) -> int:
+    return int(math.ceil(x / m) * m)
+
+
+class Processor:
+    """Turns user inputs into model feeds and model outputs into user outputs, per the manifest."""
+
+    def __init__(self, manifest: dict[str, Any]):
+        self.manifest = manifest
+        self.inputs = [TensorSpec.from_json(d) for d in manifest["inputs"]]
+        self.outputs = [TensorSpec.from_json(d) for d in manifest["outputs"]]
+        by_kind = {s.kind: s for s in self.inputs}
+        self.image_input = by_kind.get("image")
+        self.noise_input = by_kind.get("noise")
+        self.label_input = by_kind.get("label")
+        self.output = self.outputs[0]
+        # "translate": image in, image out; "noise": z (and label) in, image or points out.
+        self.kind = "translate" if self.image_input is not None else "noise"
+        if self.kind == "noise" and self.noise_input is None:
+            raise UsageError("manifest has neither an image nor a noise input: cannot drive this model")
+        self.in_format = ImageFormat.from_manifest(manifest, self.image_input) if self.image_input else None
+        self.out_format = (ImageFormat.from_manifest(manifest, self.output)
+                           if self.output.kind == "image" else None)
+        batch = manifest.get("batch") or {}
+        first = self.inputs[0].shape[0] if self.inputs and self.inputs[0].shape else None
+        # The manifest's batch.max; a static batch dimension otherwise; 1 when nothing says.
+        self.max_batch = int(batch.get("max") or first or 1)
+
+    # ---- labels and noise ---------------------------------------------------------------
+
+    @property
+    def num_classes(self) -> int | None:
+        """Classes of a conditional model, None otherwise."""
+        return self.label_input.num_classes if self.label_input else None
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """Class names of a conditional model, when the manifest has them."""
+        return self.label_input.class_names if self.label_input else None
+
+    def labels(self, n: int, labels: int | str | Sequence[int | str] | None) -> np.ndarray | None:
+        """Validate labels (ints or class names; one value is repeated n times) -> int64 (n,)."""
+        if self.label_input is None:
+            if labels is not None and not (isinstance(labels, Sequence) and not isinstance(labels, str)
+                                           and len(labels) == 0):
+                raise InputError("this model is not conditional: it takes no labels")
+            return None
+        k = self.num_classes
+        if labels is None:
+            # Cycle through the classes, like the training sample grids.
+            return np.arange(n, dtype=np.int64) % (k or 1)
+        if isinstance(labels, (int, np.integer, str)):
+            labels = [labels] * n
+        labels = list(labels)
+        if len(labels) != n:
+            raise InputError(f"got {len(labels)} labels for n={n}: give one label or exactly n")
+        names = self.class_names or ()
+        out = np.empty(n, dtype=np.int64)
+        for i, lab in enumerate(labels):
+            if isinstance(lab, str) and not lab.lstrip("-").isdigit():
+                if lab not in names:
+                    valid = f"one of {list(names)}" if names else f"an integer in [0, {k})"
+                    raise UnknownLabel(f"unknown label {lab!r}: use {valid}")
+                out[i] = names.index(lab)
+                continue
+            if isinstance(lab, bool) or not isinstance(lab, (int, np.integer, str)):
+                raise UnknownLabel(f"label {lab!r} is neither a class index nor a class name")
+            value = int(lab)
+            if k is not None and not 0 <= value < k:
+                raise UnknownLabel(f"unknown label {value}: this model has {k} classes (0..{k - 1})")
+            out[i] = value
+        return out
+
+    def noise_feeds(self, n: int, labels: Any = None, seed: int | None = None) -> tuple[dict[str, np.ndarray], int]:
+        """Feeds for n samples: z ~ N(0, 1) from `seed` (a fresh one if None), plus labels.
+
+        Returns (feeds, seed used). The same seed gives the same z whatever the batching.
+        """
+        if self.kind != "noise":
+            raise UnsupportedOperation("this artifact translates images; it does not sample from noise")
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise InputError(f"n must be a positive integer, not {n!r}")
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+        assert self.noise_input is not None
+        dims = tuple(int(d) for d in self.noise_input.shape[1:])
+        z = np.random.default_rng(seed).standard_normal((n, *dims), dtype=np.float32)
+        feeds = {self.noise_input.name: z}
+        lab = self.labels(n, labels)
+        if lab is not None:
+            assert self.label_input is not None
+            feeds[self.label_input.name] = lab.astype(self.label_input.dtype)
+        return feeds, int(seed)
+
+    # ---- images -------------------------------------------------------------------------
+
+    def plan(self, hw: tuple[int, int], size: int | tuple[int, int] | None = None,
+             max_side: int | None = None) -> Plan:
+        """Pick the model size for an image of size `hw`.
+
+        `size` forces the model input to size x size (or (h, w)); otherwise a model with dynamic
+        H/W runs at the image's own size (scaled down so its longer side is at most `max_side`)
+        padded up to the size multiple, and a fixed-size model runs at its default size.
+        """
+        fmt = self._in_fmt()
+        h, w = int(hw[0]), int(hw[1])
+        m = fmt.size_multiple
+        if size is not None:
+            sh, sw = (size, size) if isinstance(size, (int, np.integer)) else size
+            if sh < 1 or sw < 1:
+                raise InputError(f"size must be positive, not {size!r}")
+            scaled = (_round_up(int(sh), m), _round_up(int(sw), m))
+            return Plan((h, w), scaled, scaled)
+        if not fmt.dynamic_size:
+            if fmt.default_size is None:
+                raise UsageError("manifest has a fixed-size image input but no image.default_size")
+            return Plan((h, w), fmt.default_size, fmt.default_size)
+        scaled = (h, w)
+        if max_side is not None and max(h, w) > max_side:
+            r = max_side / max(h, w)
+            scaled = (max(1, round(h * r)), max(1, round(w * r)))
+        return Plan((h, w), scaled, (_round_up(scaled[0], m), _round_up(scaled[1], m)))
+
+    def image_to_model(self, image: np.ndarray, plan: Plan, channel_order: str = "RGB") -> np.ndarray:
+        """One uint8 HWC image -> float32 CHW for the model (resized/padded per `plan`)."""
+        fmt = self._in_fmt()
+        img = as_channels(image, fmt.channels, _check_order(channel_order), fmt.channel_order)
+        if img.shape[:2] != plan.scaled_hw:
+            interp = cv2.INTER_AREA if img.shape[0] > plan.scaled_hw[0] else cv2.INTER_LINEAR
+            img = cv2.resize(img, (plan.scaled_hw[1], plan.scaled_hw[0]), interpolation=interp)
+            if img.ndim == 2:
+                img = img[:, :, None]
+        ph, pw = plan.model_hw[0] - plan.scaled_hw[0], plan.model_hw[1] - plan.scaled_hw[1]
+        if ph or pw:
+            # Reflect padding keeps the border statistics the model saw in training (zeros do not).
+            mode = "reflect" if ph < img.shape[0] and pw < img.shape[1] else "edge"
+            img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode=mode)
+        lo, hi = fmt.value_range
+        x = img.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def images_to_feeds(self, images: Sequence[np.ndarray], channel_order: str = "RGB",
+                        size: int | tuple[int, int] | None = None,
+                        max_side: int | None = None) -> tuple[dict[str, np.ndarray], list[Plan]]:
+        """Images that fit to one model size -> ({input: NCHW float32}, plans); sizes must agree."""
+        if self.kind != "translate":
+            raise UnsupportedOperation("this artifact samples from noise; it does not translate images")
+        if len(images) == 0:
+            raise InputError("no images given")
+        plans = [self.plan(check_image(im).shape[:2], size, max_side) for im in images]
+        if len({p.model_hw for p in plans}) != 1:
+            raise InputError("images fit to different model sizes: feed them separately (or pass size=)")
+        x = np.stack([self.image_to_model(im, p, channel_order) for im, p in zip(images, plans)])
+        assert self.image_input is not None
+        return {self.image_input.name: x}, plans
+
+    def to_uint8(self, y: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
+        """Model output NCHW float -> uint8 NHWC (clipped), in `channel_order`."""
+        fmt = self.out_format
+        if fmt is None:
+            raise UnsupportedOperation(f"output {self.output.name!r} is {self.output.kind}, not an image")
+        lo, hi = fmt.value_range
+        img = (np.asarray(y, dtype=np.float32) - lo) * np.float32(255.0 / (hi - lo))
+        img = np.clip(np.rint(img), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        if img.shape[-1] == 3 and _check_order(channel_order) != fmt.channel_order:
+            img = img[..., ::-1]
+        return np.ascontiguousarray(img)
+
+    def restore(self, image: np.ndarray, plan: Plan) -> np.ndarray:
+        """Undo `plan` on one uint8 HWC output: crop the padding, resize to the original size."""
+        img = image[: plan.scaled_hw[0], : plan.scaled_hw[1]]
+        if img.shape[:2] != plan.orig_hw:
+            c = img.shape[2]
+            img = cv2.resize(img, (plan.orig_hw[1], plan.orig_hw[0]), interpolation=cv2.INTER_LINEAR)
+            img = img.reshape(plan.orig_hw[0], plan.orig_hw[1], c)
+        return np.ascontiguousarray(img)
+
+    def outputs_to_user(self, outputs: dict[str, np.ndarray], channel_order: str = "RGB") -> np.ndarray:
+        """Raw outputs -> uint8 NHWC images, or float32 (N, D) points for toy models."""
+        y = outputs[self.output.name]
+        if self.output.kind == "points":
+            return np.asarray(y, dtype=np.float32)
+        return self.to_uint8(y, channel_order)
+
+    def _in_fmt(self) -> ImageFormat:
+        if self.in_format is None:
+            raise UnsupportedOperation("this artifact samples from noise; it does not translate images")
+        return self.in_format
+
+
+def check_image(image: Any) -> np.ndarray:
+    """Accept a uint8 HW, HW1, HW3 or HW4 array; anything else is a BadImage."""
+    if not isinstance(image, np.ndarray):
+        raise BadImage(f"expected a numpy uint8 image, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise BadImage(f"expected a uint8 image, got dtype {image.dtype}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise BadImage(f"expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise BadImage(f"empty image of shape {image.shape}")
+    return image
+
+
+def as_channels(image: np.ndarray, channels: int, src_order: str = "RGB", dst_order: str = "RGB") -> np.ndarray:
+    """uint8 image -> HxWxC with C = `channels` in `dst_order` (drops alpha, converts gray/colour)."""
+    img = check_image(image)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[2] == 4:
+        img = img[:, :, :3]
+    if channels == 1:
+        if img.shape[2] == 3:
+            code = cv2.COLOR_RGB2GRAY if src_order == "RGB" else cv2.COLOR_BGR2GRAY
+            img = cv2.cvtColor(np.ascontiguousarray(img), code)[:, :, None]
+        return img
+    if channels != 3:
+        raise UsageError(f"models with {channels} image channels are not supported")
+    if img.shape[2] == 1:
+        return np.repeat(img, 3, axis=2)
+    return img[:, :, ::-1] if src_order != dst_order else img
+
+
+# ---- files and bytes ------------------------------------------------------------------------
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, channel_order: str = "RGB") -> np.ndarray:
+    """Encoded image bytes (PNG, JPEG, WebP, BMP, ...) -> uint8 HxWx3 (or HxW for grey), EXIF-rotated.
+
+    The size is checked from the header, before the pixels are decoded.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not data:
+        raise BadImage("empty image data")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageTooLarge(f"image is {w}x{h} = {w * h} pixels; the limit is {max_pixels}")
+            im = ImageOps.exif_transpose(im)
+            mode = "L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB"
+            arr = np.asarray(im.convert(mode))
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise BadImage(f"not an image in a known format ({len(data)} bytes starting {data[:8]!r})") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise BadImage(f"cannot decode image: {e}") from None
+    if arr.ndim == 3 and _check_order(channel_order) == "BGR":
+        arr = arr[:, :, ::-1]
+    return np.ascontiguousarray(arr)
+
+
+def encode_png(image: np.ndarray, channel_order: str = "RGB") -> bytes:
+    """uint8 HxW[xC] image -> PNG bytes."""
+    img = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
+    if img.ndim == 3 and _check_order(channel_order) == "RGB":
+        img = img[:, :, ::-1]  # cv2 encodes BGR
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img))
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def make_grid(images: np.ndarray, ncol: int | None = None, padding: int = 2, pad_value: int = 0) -> np.ndarray:
+    """uint8 NHWC -> one uint8 HWC grid image, `ncol` columns (default ceil(sqrt(N))).
+
+    Size: (rows * (h + padding) + padding) x (ncol * (w + padding) + padding).
+    """
+    if images.ndim != 4 or len(images) == 0:
+        raise InputError(f"make_grid needs a non-empty NHWC batch, got shape {images.shape}")
+    n, h, w, c = images.shape
+    ncol = ncol or int(math.ceil(math.sqrt(n)))
+    nrow = int(math.ceil(n / ncol))
+    grid = np.full((nrow * (h + padding) + padding, ncol * (w + padding) + padding, c), pad_value, np.uint8)
+    for i, im in enumerate(images):
+        r, col = divmod(i, ncol)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y:y + h, x:x + w] = im
+    return grid
+
+
+def points_to_image(points: np.ndarray, size: int = 512) -> np.ndarray:
+    """Toy-model points (N, 2+) -> a uint8 RGB scatter plot of the first two coordinates."""
+    pts = np.asarray(points, dtype=np.float32)[:, :2]
+    canvas = np.full((size, size, 3), 255, np.uint8)
+    finite = pts[np.isfinite(pts).all(axis=1)]
+    if len(finite) == 0:
+        return canvas
+    lo, hi = finite.min(axis=0), finite.max(axis=0)
+    span = np.maximum(hi - lo, 1e-6)
+    margin = 0.05 * size
+    xy = (finite - lo) / span * (size - 2 * margin) + margin
+    for x, y in xy:
+        cv2.circle(canvas, (int(x), int(size - y)), 2, (31, 119, 180), -1, lineType=cv2.LINE_AA)
+    return canvas
+
+
+def images_to_zip(images: Iterable[np.ndarray]) -> bytes:
+    """uint8 images -> a zip of 000000.png, 000001.png, ..."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:  # PNG is already compressed
+        for i, im in enumerate(images):
+            zf.writestr(f"{i:06d}.png", encode_png(im))
+    return buf.getvalue()
+
+
+def arrays_to_npz(**arrays: np.ndarray) -> bytes:
+    """Named arrays -> compressed .npz bytes."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()

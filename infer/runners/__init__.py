@@ -1,0 +1,147 @@
+"""Runners: one interface over torch, ONNX Runtime (CPU, CUDA, TensorRT EP) and native TensorRT.
+
+`open_runner(artifact, backend, precision)` builds an inactive runner; use it as
+`with open_runner(...) as r: outputs = r(feeds)`. Importing this package imports no torch,
+onnxruntime or tensorrt: each backend imports its library when its runner is activated.
+
+`backend="auto"` uses a fixed preference order:
+- with an NVIDIA GPU: trt (when the artifact holds an engine built for this GPU and TensorRT
+  version) > ort-trt > ort-cuda > torch on CUDA;
+- on a CPU: ort-cpu fp32 (measured fastest fp32 path here, design.md section 8), unless the
+  manifest's optional `recommended.cpu` entry (written by the benchmarks when they measured a
+  faster path within tolerance, e.g. torch compile+bf16) names an available backend.
+The choice is logged and kept in the runner's `.backend` / `.precision`.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+from infer.artifact import Artifact, ArtifactError
+from infer.runners.base import BackendUnavailable, FeedError, Runner, RunnerNotActive, example_feeds, validate_feeds
+from infer.runners.devices import cuda_device_count
+from train.errors import UsageError
+
+log = logging.getLogger("ganrt.infer")
+
+BACKENDS = ("torch", "ort-cpu", "ort-cuda", "ort-trt", "trt")
+ORT_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt")
+# GPU preference order of `auto` (fastest first); the CPU order is ort-cpu alone.
+GPU_PREFERENCE = ("trt", "ort-trt", "ort-cuda", "torch")
+
+__all__ = ["BACKENDS", "BackendUnavailable", "FeedError", "Runner", "RunnerNotActive", "available_backends",
+           "example_feeds", "open_runner", "validate_feeds"]
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def available_backends() -> list[str]:
+    """Backends that can run here, probed cheaply (package present, provider listed, GPU visible)."""
+    found = []
+    if _installed("torch") and _installed("safetensors"):
+        found.append("torch")
+    gpu = cuda_device_count() > 0
+    if _installed("onnxruntime"):
+        import onnxruntime
+
+        providers = onnxruntime.get_available_providers()
+        found += [b for b, p in (("ort-cpu", "CPUExecutionProvider"), ("ort-cuda", "CUDAExecutionProvider"),
+                                 ("ort-trt", "TensorrtExecutionProvider"))
+                  if p in providers and (b == "ort-cpu" or gpu)]
+    # torch is imported only when a GPU and TensorRT are both present (the runner needs CUDA torch).
+    if gpu and _installed("tensorrt") and _installed("torch"):
+        import torch
+
+        if torch.cuda.is_available():
+            found.append("trt")
+    return found
+
+
+def _engine_fits_here(artifact: Artifact) -> bool:
+    """Whether the artifact's TensorRT engine was built for this GPU and TensorRT version."""
+    from infer.runners.devices import gpu_info
+
+    entry = artifact.models.get("trt") or {}
+    import tensorrt
+
+    return entry.get("tensorrt") == tensorrt.__version__ and entry.get("gpu") == gpu_info()["gpu"]
+
+
+def choose_backend(artifact: Artifact, precision: str | None = None) -> tuple[str, str | None, dict[str, Any]]:
+    """(backend, precision, options) that `auto` picks for this artifact on this machine."""
+    have = available_backends()
+    if cuda_device_count() > 0:
+        for backend in GPU_PREFERENCE:
+            if backend not in have:
+                continue
+            if backend == "trt" and not (artifact.has_model("trt") and _engine_fits_here(artifact)):
+                continue
+            if backend == "torch":
+                return backend, precision, {"device": "cuda"}
+            return backend, precision, {}
+    recommended = (artifact.manifest.get("recommended") or {}).get("cpu")
+    if recommended and recommended.get("backend") in have:
+        return recommended["backend"], recommended.get("precision"), dict(recommended.get("options", {}))
+    if "ort-cpu" in have:
+        return "ort-cpu", precision, {}
+    if "torch" in have:
+        return "torch", precision, {}
+    raise BackendUnavailable("no backend can run here: pip install onnxruntime (or torch)")
+
+
+def open_runner(artifact: Artifact | str | Path, backend: str = "auto", precision: str | None = None,
+                **options: Any) -> Runner:
+    """An inactive runner for `artifact` on `backend` ("auto" picks; see the module doc).
+
+    `precision` is "fp32", "fp16" or "int8" for ONNX backends, "fp32" or "bf16" for torch; None
+    means fp32, or the engine's own precision for trt.
+    """
+    art = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
+    if backend == "auto":
+        backend, precision, auto_options = choose_backend(art, precision)
+        options = {**auto_options, **options}
+        log.info("backend auto -> %s (%s) for %s", backend, precision or "default precision", art.name)
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
+    image = art.image or {}
+    has_image_input = any(s.kind == "image" for s in art.inputs)
+    common: dict[str, Any] = {
+        "size_multiple": int(image.get("size_multiple", 1)),
+        "example_size": tuple(image["default_size"]) if has_image_input and image.get("default_size") else None,
+    }
+    if backend == "torch":
+        from infer.runners.torch_runner import TorchRunner, generator_loader
+
+        precision = precision or "fp32"
+        if precision not in ("fp32", "bf16"):
+            raise UsageError(f"the torch backend runs fp32 or bf16, not {precision}")
+        options.setdefault("bf16", precision == "bf16")
+        load = generator_loader(art.variant, art.config, art.generator_path)
+        return TorchRunner(load, art.inputs, art.outputs, **common, **options)
+    if backend in ORT_BACKENDS:
+        from infer.runners.onnxrt import OrtRunner, session_loader
+
+        precision = precision or "fp32"
+        trt_flags: dict[str, Any] = {}
+        model_precision = precision
+        if backend == "ort-trt":
+            # TensorRT builds its own fp16 engine from the fp32 model; int8 comes from the QDQ model.
+            model_precision = "int8" if precision == "int8" else "fp32"
+            trt_flags = {"trt_fp16": precision in ("fp16", "int8"), "trt_int8": precision == "int8",
+                         "cache_dir": art.root / "ort-trt-cache"}
+        session_options = {k: options.pop(k) for k in ("intra_op_threads", "device_id") if k in options}
+        load = session_loader(art.model_path(model_precision), backend, **session_options, **trt_flags)
+        return OrtRunner(load, art.inputs, art.outputs, backend=backend, precision=precision,
+                         device_id=session_options.get("device_id", 0), **common, **options)
+    from infer.runners.tensorrt_runner import TrtRunner, engine_loader
+
+    entry = art.models.get("trt") or {}
+    if precision and entry and precision != entry.get("precision"):
+        raise ArtifactError(f"artifact {art.name}'s engine is {entry.get('precision')}, not {precision}: "
+                            f"rebuild it with python -m export {art.root} --trt --{precision}")
+    load = engine_loader(art.model_path("trt"), entry, str(art.root))
+    return TrtRunner(load, art.inputs, art.outputs, precision=entry.get("precision", "fp32"), **common, **options)

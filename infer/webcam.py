@@ -1,0 +1,369 @@
+"""`python -m infer webcam`: live translation of a camera or a video file, original | translated.
+
+Three threads: capture (reads frames), inference (translates, overlays FPS and latency, writes
+--out), and the main thread (shows the window, handles `q`/Esc and Ctrl-C).
+
+Frame policy:
+- live source (a camera index such as 0, or an rtsp/http stream, or `realtime=True`): the
+  inference thread always takes the newest frame; older unprocessed frames are dropped and
+  counted, so latency never builds up behind a slow model;
+- video file: every frame is processed, none is dropped (capture waits for inference), so
+  the output has exactly as many frames as the input, at the input's frame rate.
+
+Latency is measured per frame from outside the model: "processing" is translate + compose
+(pre/post-processing included), "age" is from the frame being read to its result being
+ready (it includes waiting for the inference thread).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from train.errors import UsageError
+
+log = logging.getLogger("ganrt.infer.webcam")
+
+WINDOW = "ganrt: original | translated  (q / Esc to quit)"
+_END = object()
+
+
+@dataclass
+class PipelineStats:
+    """What happened in one run of the pipeline."""
+
+    source: str = ""
+    live: bool = False
+    backend: str = ""
+    captured: int = 0
+    processed: int = 0
+    dropped: int = 0
+    written: int = 0
+    processing_ms: list[float] = field(default_factory=list)
+    age_ms: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        """Processed frames per second of wall time."""
+        return self.processed / self.wall_s if self.wall_s > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, FPS and latency percentiles (ms) as a flat dict."""
+        def pct(xs: list[float], q: float) -> float:
+            return float(np.percentile(xs, q)) if xs else float("nan")
+        return {
+            "source": self.source, "live": self.live, "backend": self.backend,
+            "captured": self.captured, "processed": self.processed, "dropped": self.dropped,
+            "written": self.written, "fps": round(self.fps, 2), "wall_s": round(self.wall_s, 3),
+            "latency_mean_ms": round(float(np.mean(self.processing_ms)), 2) if self.processing_ms else float("nan"),
+            "latency_p50_ms": round(pct(self.processing_ms, 50), 2),
+            "latency_p99_ms": round(pct(self.processing_ms, 99), 2),
+            "age_p50_ms": round(pct(self.age_ms, 50), 2), "age_p99_ms": round(pct(self.age_ms, 99), 2),
+            "interrupted": self.interrupted,
+        }
+
+    def report(self) -> str:
+        """A few lines for the terminal."""
+        s = self.summary()
+        return (f"frames: captured {s['captured']}, processed {s['processed']}, dropped {s['dropped']}, "
+                f"written {s['written']}{' (interrupted)' if s['interrupted'] else ''}\n"
+                f"latency per frame (translate + overlay, {s['backend']}): mean {s['latency_mean_ms']} ms, "
+                f"p50 {s['latency_p50_ms']} ms, p99 {s['latency_p99_ms']} ms\n"
+                f"capture-to-result: p50 {s['age_p50_ms']} ms, p99 {s['age_p99_ms']} ms\n"
+                f"throughput: {s['fps']} FPS over {s['wall_s']} s")
+
+
+class LatestFrame:
+    """A one-slot mailbox: `put` replaces an unread frame (counted as dropped), `get` waits for one."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._has = False
+        self.dropped = 0
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            if self._has and self._item is not _END:
+                self.dropped += 1
+            if not (self._has and self._item is _END):
+                self._item, self._has = item, True
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The newest item, or None after `timeout`."""
+        with self._cond:
+            if not self._has and not self._cond.wait_for(lambda: self._has, timeout):
+                return None
+            item, self._item, self._has = self._item, None, False
+            return item
+
+    def discard(self) -> int:
+        """Drop an unread frame (at shutdown); returns how many were dropped (0 or 1)."""
+        with self._cond:
+            n = int(self._has and self._item is not _END)
+            self.dropped += n
+            self._item, self._has = None, False
+            return n
+
+
+def parse_source(source: str | int) -> tuple[str | int, bool]:
+    """'0' -> camera 0 (live); rtsp/http URLs are live; anything else must be an existing file."""
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+        return int(source), True
+    if "://" in str(source):
+        return str(source), True
+    path = Path(source)
+    if not path.is_file():
+        raise UsageError(f"video source {source!r} is neither a camera index nor an existing file")
+    return str(path), False
+
+
+def display_available() -> tuple[bool, str]:
+    """Whether cv2.imshow can open a window here, and why not."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False, "no display (DISPLAY is not set)"
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+    except cv2.error:
+        return False, "this OpenCV build has no GUI support (opencv-python-headless; install opencv-python for windows)"
+    return True, ""
+
+
+def _font_scale(h: int) -> float:
+    return max(0.35, min(1.0, h / 400))
+
+
+def overlay(frame: np.ndarray, lines: list[str]) -> np.ndarray:
+    """Write `lines` top-left in white on a black outline (readable on any image); in place."""
+    scale = _font_scale(frame.shape[0])
+    thick = 1 if scale < 0.6 else 2
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    y = th + 4
+    for line in lines:
+        cv2.putText(frame, line, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(frame, line, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        y += th + base + 4
+    return frame
+
+
+def side_by_side(original: np.ndarray, translated: np.ndarray) -> np.ndarray:
+    """Original | translated, both at the original's size, 3-channel BGR."""
+    if translated.ndim == 3 and translated.shape[2] == 1:
+        translated = translated[:, :, 0]
+    if translated.ndim == 2:
+        translated = cv2.cvtColor(translated, cv2.COLOR_GRAY2BGR)
+    if translated.shape[:2] != original.shape[:2]:
+        translated = cv2.resize(translated, (original.shape[1], original.shape[0]))
+    return np.concatenate([original, translated], axis=1)
+
+
+class _Fps:
+    """Frames per second over the last `window` frames."""
+
+    def __init__(self, window: int = 30):
+        self.times: deque[float] = deque(maxlen=window)
+
+    def tick(self) -> float:
+        self.times.append(time.perf_counter())
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+
+def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, window: bool = False,
+                 size: int | None = None, realtime: bool | None = None, stop: threading.Event | None = None,
+                 max_frames: int | None = None, on_frame: Callable[[np.ndarray], None] | None = None) -> PipelineStats:
+    """Translate `source` frame by frame with `model` (an `infer.api.Generator`); returns the stats.
+
+    `size`: longer side of the model input (aspect kept; default: the artifact's trained size;
+    0: the frame's own size). `realtime`: treat a video file like a camera (paced at its FPS,
+    stale frames dropped); default: only cameras and streams are live. `stop`: set it to end
+    the run (as `q` does). `max_frames`: stop after capturing that many.
+    """
+    src, live = parse_source(source)
+    if realtime is not None:
+        live = realtime
+    is_file = isinstance(src, str) and "://" not in src
+    if model.kind != "translate":
+        raise UsageError(f"{model.name} samples from noise ({model.variant}); the webcam needs an image-to-image model")
+    fmt = model.processor.in_format
+    if size is None:
+        size = max(fmt.default_size) if fmt and fmt.default_size else 0
+    max_side = size or None
+
+    if window:
+        ok, why = display_available()
+        if not ok:
+            log.warning("a window was asked for but cannot be shown: %s; running without one "
+                        "(pass --no-window to silence this)%s", why, "" if out else "; nothing is written either "
+                        "(pass --out FILE.mp4)")
+            window = False
+
+    cap = cv2.VideoCapture(src)
+    if not cap.isOpened():
+        what = f"camera {src}" if isinstance(src, int) else f"video {src}"
+        raise UsageError(f"cannot open {what}" + (" (no camera on this machine?)" if isinstance(src, int) else ""))
+    src_fps = cap.get(cv2.CAP_PROP_FPS)
+    src_fps = src_fps if src_fps and np.isfinite(src_fps) and 0 < src_fps <= 1000 else 30.0
+
+    stats = PipelineStats(source=str(source), live=live, backend=model.backend)
+    stop = stop or threading.Event()
+    frames_live = LatestFrame()
+    frames_file: queue.Queue = queue.Queue(maxsize=4)
+    shown = LatestFrame()
+    errors: list[BaseException] = []
+    writer: cv2.VideoWriter | None = None
+
+    def put_blocking(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                frames_file.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def capture() -> None:
+        period = 1.0 / src_fps
+        next_t = time.perf_counter()
+        try:
+            while not stop.is_set():
+                if max_frames is not None and stats.captured >= max_frames:
+                    break
+                if live and is_file:  # pace a file like a camera
+                    next_t += period
+                    delay = next_t - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                stats.captured += 1
+                item = (frame, time.perf_counter())
+                if live:
+                    frames_live.put(item)
+                elif not put_blocking(item):
+                    break
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+        finally:
+            if live:
+                frames_live.put(_END)
+            else:
+                put_blocking(_END)
+
+    def infer() -> None:
+        nonlocal writer
+        fps = _Fps()
+        try:
+            while True:
+                item = frames_live.get(0.1) if live else _get(frames_file, 0.1)
+                if item is None:
+                    if stop.is_set():
+                        break
+                    continue
+                if item is _END:
+                    break
+                frame, t_read = item
+                t0 = time.perf_counter()
+                translated = model.translate(frame, channel_order="BGR", max_side=max_side)
+                composed = side_by_side(frame, translated)
+                t1 = time.perf_counter()
+                rate = fps.tick()
+                latency_ms = (t1 - t0) * 1000
+                overlay(composed, [f"{rate:5.1f} FPS  {latency_ms:6.1f} ms", f"{model.backend}"])
+                stats.processing_ms.append(latency_ms)
+                stats.age_ms.append((t1 - t_read) * 1000)
+                stats.processed += 1
+                if out is not None:
+                    if writer is None:
+                        writer = _open_writer(out, src_fps, composed.shape[1], composed.shape[0])
+                    writer.write(composed)
+                    stats.written += 1
+                if on_frame is not None:
+                    on_frame(composed)
+                if window:
+                    shown.put(composed)
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+            stop.set()
+
+    threads = [threading.Thread(target=capture, name="ganrt-webcam-capture", daemon=True),
+               threading.Thread(target=infer, name="ganrt-webcam-infer", daemon=True)]
+    t_start = time.perf_counter()
+    for t in threads:
+        t.start()
+    try:
+        while threads[1].is_alive():
+            if window:
+                frame = shown.get(0.03)
+                if frame is not None:
+                    cv2.imshow(WINDOW, frame)
+                key = cv2.waitKey(1) & 0xFF
+                if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                    stop.set()
+            else:
+                threads[1].join(0.1)
+            if stop.is_set() and not live and threads[1].is_alive():
+                _drain(frames_file)  # unblock the capture thread
+    except KeyboardInterrupt:
+        stats.interrupted = True
+        log.info("interrupted: stopping")
+    finally:
+        stop.set()
+        for t in threads:
+            while t.is_alive():
+                _drain(frames_file)
+                t.join(0.1)
+        stats.wall_s = time.perf_counter() - t_start
+        cap.release()
+        if writer is not None:
+            writer.release()
+        if window:
+            cv2.destroyWindow(WINDOW)
+            cv2.waitKey(1)
+    frames_live.discard()
+    stats.dropped = frames_live.dropped if live else stats.captured - stats.processed
+    if errors:
+        raise errors[0]
+    if out is not None and writer is None:
+        log.warning("no frame was processed: %s was not written", out)
+    return stats
+
+
+def _get(q: queue.Queue, timeout: float) -> Any:
+    try:
+        return q.get(timeout=timeout)
+    except queue.Empty:
+        return None
+
+
+def _drain(q: queue.Queue) -> None:
+    try:
+        while True:
+            q.get_nowait()
+    except queue.Empty:
+        pass
+
+
+def _open_writer(path: str | Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise UsageError(f"cannot write video {path} (mp4v codec; use a .mp4 name in a writable folder)")
+    return writer

@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny trained and exported artifacts (session-scoped: trained and exported once).
+
+`cyclegan_artifact` (image-to-image, 32 px, ngf 8, 2 blocks) and `cgan_artifact` (conditional
+noise-to-image, 28 px grey, 10 classes) are real runs of one training step, exported with
+export's Python API (what `python -m export RUN --onnx --out DIR` runs: fp32 ONNX, safetensors,
+manifest with its parity report) into a session temp folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY_RUNS = {
+    "cyclegan": {"steps": 1, "size": 32, "ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 1, "eval_samples": 8},
+    "cgan": {"steps": 1, "batch_size": 4, "eval_samples": 8},
+}
+
+
+def _train_and_export(variant_name: str, root: Path) -> Path:
+    from export.pipeline import ExportOptions, run_export
+    from train import config, registry
+    from train.trainer import run_training
+
+    variant = registry.get(variant_name)
+    cfg = config.resolve(variant.config, "quick", TINY_RUNS[variant_name])
+    run_dir = run_training(variant, cfg, runs_root=root / "runs", evaluate=False)
+    out = root / "artifacts" / f"tiny-{variant_name}"
+    result = run_export(ExportOptions(source=str(run_dir), onnx=True, out=out, name=f"tiny-{variant_name}"))
+    assert result.exit_code == 0, f"export of the tiny {variant_name} run failed: {result.manifest.get('parity')}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def cyclegan_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CycleGAN artifact directory (image in, image out; dynamic H/W, multiples of 4)."""
+    return _train_and_export("cyclegan", tmp_path_factory.mktemp("tiny-cyclegan"))
+
+
+@pytest.fixture(scope="session")
+def cgan_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny conditional GAN artifact directory (z + label in, 1x28x28 image out)."""
+    return _train_and_export("cgan", tmp_path_factory.mktemp("tiny-cgan"))

@@ -1,0 +1,103 @@
+"""`python -m infer ...` as a user runs it (subprocesses), on tiny real artifacts."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from infer.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def infer_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "infer", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:") or "error:" in line[:20]]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def test_sample_grid_npz_and_default_artifact(cgan_artifact, tmp_path):
+    grid = tmp_path / "grid.png"
+    proc = infer_cli("sample", str(cgan_artifact), "--n", "6", "--grid", str(grid), "--seed", "1", "--labels", "4",
+                     "--npz", str(tmp_path / "s.npz"), "--backend", "ort-cpu", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(grid).size == (3 * 30 + 2, 2 * 30 + 2)
+    data = np.load(tmp_path / "s.npz")
+    assert data["images"].shape == (6, 28, 28, 1) and data["labels"].tolist() == [4] * 6
+    # Same seed, same grid.
+    again = tmp_path / "again.png"
+    infer_cli("sample", str(cgan_artifact), "--n", "6", "--grid", str(again), "--seed", "1", "--labels", "4", cwd=tmp_path)
+    assert again.read_bytes() == grid.read_bytes()
+    # Without ARTIFACT: the newest under ./artifacts.
+    work = tmp_path / "work"
+    shutil.copytree(cgan_artifact, work / "artifacts" / "only")
+    proc = infer_cli("sample", "--n", "2", "--grid", "g.png", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert (work / "g.png").is_file()
+
+
+def test_bad_usage_exits_2_with_one_line(cgan_artifact, cyclegan_artifact, tmp_path):
+    assert "no artifact" in _one_line_error(infer_cli("sample", str(tmp_path / "nowhere"), cwd=tmp_path))
+    assert "no artifact given" in _one_line_error(infer_cli("sample", cwd=tmp_path))
+    assert "unknown label 99" in _one_line_error(infer_cli("sample", str(cgan_artifact), "--labels", "99", cwd=tmp_path))
+    assert "translate" in _one_line_error(infer_cli("sample", str(cyclegan_artifact), cwd=tmp_path))
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "x.png")
+    assert "sample" in _one_line_error(infer_cli("translate", str(cgan_artifact), str(tmp_path / "in"),
+                                                 str(tmp_path / "out"), cwd=tmp_path))
+    bogus = infer_cli("sample", str(cgan_artifact), "--n", "0", cwd=tmp_path)  # argparse's own usage error
+    assert bogus.returncode == 2 and "positive integer" in bogus.stderr
+
+
+def test_translate_folder_skips_and_reports(cyclegan_artifact, tmp_path):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (37, 50, 3), dtype=np.uint8)).save(src / "a.png")
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(src / "sub" / "b.jpg")
+    (src / "notes.txt").write_text("not an image")
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    proc = infer_cli("translate", str(cyclegan_artifact), str(src), str(dst), "--backend", "ort-cpu", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr  # one image could not be read: reported, the rest done
+    assert "Traceback" not in proc.stderr
+    assert "notes.txt" in proc.stderr and "not an image" in proc.stderr
+    assert "broken.png" in proc.stderr
+    assert Image.open(dst / "a.png").size == (50, 37)
+    assert Image.open(dst / "sub" / "b.png").size == (24, 24)
+    assert not (dst / "broken.png").exists() and not (dst / "notes.png").exists()
+    assert "translated 2 image(s)" in proc.stdout
+    assert "translate" in proc.stderr  # the tqdm bar
+
+
+def test_backends_and_help(tmp_path):
+    proc = infer_cli("backends", cwd=tmp_path)
+    assert proc.returncode == 0 and "ort-cpu" in proc.stdout.split()
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        text = p.format_help()
+        for action in p._actions:
+            if action.help and action.help != "==SUPPRESS==":
+                for flag in action.option_strings:
+                    assert flag in text, (name, flag)
+                    assert action.help.strip(), (name, flag)
+    assert infer_cli("serve", "--help", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("bad", [["serve", "--port", "x"], ["nonsense"]])
+def test_argparse_errors_are_exit_2(bad, tmp_path):
+    assert infer_cli(*bad, cwd=tmp_path).returncode == 2

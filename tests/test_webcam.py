@@ -1,0 +1,138 @@
+"""The webcam/video pipeline on a generated video file (no camera, no display), tiny real CycleGAN on ort-cpu."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from infer.api import load
+from infer.webcam import LatestFrame, run_pipeline, side_by_side
+
+REPO = Path(__file__).resolve().parents[1]
+FRAMES, SIZE, FPS = 20, 64, 20
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    """20 frames of 64 x 64 mp4v: a growing red disc on a brightening background."""
+    path = tmp_path_factory.mktemp("video") / "in.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (SIZE, SIZE))
+    assert writer.isOpened()
+    for i in range(FRAMES):
+        frame = np.full((SIZE, SIZE, 3), 40 + 8 * i, np.uint8)
+        cv2.circle(frame, (SIZE // 2, SIZE // 2), 8 + i, (0, 0, 255), -1)
+        cv2.rectangle(frame, (4, SIZE - 20), (28, SIZE - 4), (255, 128, 0), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(cyclegan_artifact):
+    with load(cyclegan_artifact, backend="ort-cpu") as m:
+        yield m
+
+
+def _read_all(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def _no_pipeline_threads() -> bool:
+    return not any(t.name.startswith("ganrt-webcam") for t in threading.enumerate())
+
+
+def test_video_file_every_frame_side_by_side_with_overlay(model, video, tmp_path, caplog):
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING, logger="ganrt.infer.webcam"):
+        # A window is asked for, but there is no display here: it says so and carries on.
+        stats = run_pipeline(model, str(video), out=out, window=True)
+    assert "cannot be shown" in caplog.text
+    assert stats.captured == stats.processed == stats.written == FRAMES
+    assert stats.dropped == 0 and not stats.interrupted
+    assert len(stats.processing_ms) == FRAMES and stats.fps > 0
+    assert _no_pipeline_threads()
+
+    inputs, outputs = _read_all(video), _read_all(out)
+    assert len(inputs) == len(outputs) == FRAMES
+    assert outputs[0].shape == (SIZE, 2 * SIZE, 3)  # original | translated
+    for i in (0, FRAMES - 1):
+        plain = side_by_side(inputs[i], model.translate(inputs[i], channel_order="BGR", max_side=32))
+        changed = np.abs(outputs[i].astype(np.int16) - plain.astype(np.int16)).max(axis=2) > 60
+        # The text (top-left) changes many pixels strongly (~15-25% there; 0 without the overlay);
+        # away from it the frame is the plain side-by-side up to mp4 compression.
+        assert changed[:12, :SIZE].mean() > 0.05, changed[:12, :SIZE].mean()
+        assert changed[24:, SIZE + 8:].mean() < 0.01, changed[24:, SIZE + 8:].mean()
+
+
+def test_realtime_drops_stale_frames_and_accounts_for_all(model, video, tmp_path):
+    seen: list[tuple] = []
+    stats = run_pipeline(model, str(video), out=tmp_path / "rt.mp4", realtime=True, size=0,
+                         on_frame=lambda f: seen.append(f.shape))
+    assert stats.live and stats.captured == FRAMES
+    assert stats.processed + stats.dropped == stats.captured
+    assert stats.written == stats.processed == len(seen) >= 1
+    assert len(_read_all(tmp_path / "rt.mp4")) == stats.written
+    assert _no_pipeline_threads()
+
+
+def test_stop_event_ends_cleanly(model, video, tmp_path):
+    stop = threading.Event()
+    count = [0]
+
+    def on_frame(_frame):
+        count[0] += 1
+        if count[0] == 5:
+            stop.set()  # what q / Esc / Ctrl-C do
+
+    out = tmp_path / "stopped.mp4"
+    stats = run_pipeline(model, str(video), out=out, stop=stop, on_frame=on_frame)
+    assert 5 <= stats.processed < FRAMES
+    assert stats.written == stats.processed
+    assert stats.processed + stats.dropped == stats.captured
+    assert len(_read_all(out)) == stats.written  # the file was closed properly
+    assert _no_pipeline_threads()
+
+
+def test_latest_frame_keeps_only_the_newest():
+    slot = LatestFrame()
+    for i in range(5):
+        slot.put(i)
+    assert slot.get(0.1) == 4 and slot.dropped == 4
+    assert slot.get(0.01) is None
+
+
+def test_cli_webcam_no_window_and_bad_source(cyclegan_artifact, video, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("DISPLAY", None)
+    out = tmp_path / "cli.mp4"
+    proc = subprocess.run([sys.executable, "-m", "infer", "webcam", str(cyclegan_artifact), "--source", str(video),
+                           "--backend", "ort-cpu", "--no-window", "--out", str(out), "--json"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    import json
+    stats = json.loads(proc.stdout.splitlines()[0])
+    assert stats["processed"] == stats["written"] == FRAMES and stats["dropped"] == 0
+    assert stats["latency_p50_ms"] > 0
+    assert "cannot be shown" not in proc.stderr  # --no-window: nothing to warn about
+    assert len(_read_all(out)) == FRAMES
+
+    bad = subprocess.run([sys.executable, "-m", "infer", "webcam", str(cyclegan_artifact), "--source",
+                          str(tmp_path / "missing.mp4"), "--no-window"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert "missing.mp4" in bad.stderr and "Traceback" not in bad.stderr
