@@ -138,6 +138,22 @@ def _row(file: str, size: int, report: ParityReport | None) -> tuple[str, ...]:
             "pass" if report.passed else "FAIL")
 
 
+_handler: logging.Handler | None = None
+
+
+def _log_to_stdout(level: int) -> None:
+    # The step-by-step log is this command's output (stdout); stderr keeps only the one-line
+    # error. Other libraries' loggers are left alone (their INFO chatter stays off).
+    global _handler
+    logger = logging.getLogger("ganrt")
+    if _handler is not None:
+        logger.removeHandler(_handler)
+    _handler = logging.StreamHandler(sys.stdout)
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(_handler)
+    logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = build_parser()
@@ -145,10 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = parser.parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
         return int(e.code or 0)
-    level = logging.DEBUG if opts.verbose else logging.WARNING if opts.quiet else logging.INFO
-    # Our loggers at the chosen level; other libraries' INFO chatter (the quantizer's) stays off.
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("ganrt").setLevel(level)
+    _log_to_stdout(logging.DEBUG if opts.verbose else logging.WARNING if opts.quiet else logging.INFO)
     if opts.list:
         print(list_sources(opts.runs, opts.artifacts))
         return 0

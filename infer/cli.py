@@ -24,11 +24,11 @@ PRECISION_HELP = ("model precision: fp32, fp16, int8 (ONNX backends; the artifac
 
 EXAMPLES = """examples:
   python -m infer backends
-  python -m infer sample artifacts/dcgan-shapes --n 64 --grid samples.png --seed 0
-  python -m infer sample artifacts/cgan-shapes --n 16 --labels 3 --grid threes.png
-  python -m infer translate artifacts/cyclegan-photo2sketch photos/ sketches/
-  python -m infer serve artifacts/cyclegan-photo2sketch --port 8000
-  python -m infer webcam artifacts/cyclegan-photo2sketch --source 0
+  python -m infer sample artifacts/dcgan --n 64 --grid samples.png --seed 0
+  python -m infer sample artifacts/cgan --n 16 --labels 3 --grid threes.png
+  python -m infer translate artifacts/cyclegan photos/ sketches/
+  python -m infer serve artifacts/cyclegan --port 8000
+  python -m infer webcam artifacts/cyclegan --source 0
   python -m infer webcam --source clip.mp4 --out translated.mp4 --no-window
 ARTIFACT defaults to the newest directory under artifacts/."""
 
@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ncol", type=_positive, help="grid columns (default: ceil(sqrt(n)))")
 
     p = sub.add_parser("translate", help="translate every image in a folder",
+                       usage="python -m infer translate [-h] [--backend B] [--precision P] [--batch-size N] "
+                             "[--size N] [ARTIFACT] IN_DIR OUT_DIR",
                        description="Translate each image of IN_DIR (recursively) into OUT_DIR as PNG, keeping "
                                    "relative paths and image sizes. Non-images are skipped with a warning; an "
                                    "unreadable image is reported by name and the rest continue (exit code 2 "

@@ -30,9 +30,12 @@ class Comparison:
     worst_index: tuple[int, ...]
 
     def to_json(self) -> dict[str, Any]:
-        """Rounded figures for manifests and reports."""
-        return {"max_abs": float(f"{self.max_abs:.3g}"), "mean_abs": float(f"{self.mean_abs:.3g}"),
-                "psnr": round(self.psnr, 2)}
+        """Rounded figures for manifests and reports (null where not finite: NaN or inf in the candidate)."""
+        def finite(x: float, digits: str) -> float | None:
+            return float(format(x, digits)) if math.isfinite(x) else None
+
+        return {"max_abs": finite(self.max_abs, ".3g"), "mean_abs": finite(self.mean_abs, ".3g"),
+                "psnr": finite(self.psnr, ".2f")}
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,12 @@ def compare(reference: np.ndarray, candidate: np.ndarray, *, value_range: float 
     # NaN anywhere must fail every gate: make it the worst possible difference.
     diff = np.where(np.isnan(diff), np.inf, diff)
     mse = float(np.mean(diff**2))
-    psnr = PSNR_IDENTICAL if mse == 0 else min(PSNR_IDENTICAL, 10 * math.log10(value_range**2 / mse))
+    if mse == 0:
+        psnr = PSNR_IDENTICAL
+    elif math.isfinite(mse):
+        psnr = min(PSNR_IDENTICAL, 10 * math.log10(value_range**2 / mse))
+    else:
+        psnr = -math.inf
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
     mismatches = int(np.count_nonzero(diff > atol + rtol * np.abs(ref)))
     return Comparison(max_abs=float(diff.max()), mean_abs=float(diff.mean()), psnr=psnr,

@@ -1,0 +1,357 @@
+"""Tests of `python -m export`: every registered variant to fp32/fp16/int8 ONNX with parity, the
+artifact contract (manifest, Triton repository), dynamic batch and image sizes, and bad input.
+
+Generators are tiny (tests/tiny_generators.py); one test goes through a real short training run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from export.cli import main
+from export.feeds import has_dynamic_size
+from export.fp16 import candidates, to_fp16
+from export.onnx_fp32 import export_fp32, onnx_output_specs
+from infer.artifact import Artifact
+from infer.compare import assert_within, tolerance
+from infer.runners import example_feeds, open_runner
+from tests.tiny_generators import TINY, save_tiny_generator
+from train import config, registry
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = registry.names()
+AUTO_CALIBRATED = ("cyclegan", "cgan")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Artifact]:
+    """Every registered variant exported once with the default outputs (fp32 + fp16 + int8)."""
+    root = tmp_path_factory.mktemp("export")
+    artifacts = {}
+    for name in VARIANTS:
+        source = save_tiny_generator(name, root / "gens" / name / "generator.safetensors")
+        out = root / "artifacts" / name
+        # The calibration search (three methods) for an image and a labelled model; one method elsewhere.
+        calibration = "auto" if name in AUTO_CALIBRATED else "minmax"
+        code = main([str(source), "--out", str(out), "--batch", "1:2:8", "--calibration", calibration, "-q"])
+        assert code == 0, f"export of {name} exited {code}"
+        artifacts[name] = Artifact.load(out)
+    return artifacts
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m export ARGS` in a subprocess (the real entry point: exit code, stderr)."""
+    return subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True, cwd=cwd or REPO,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=300)
+
+
+# -- every variant: models, parity, dynamic shapes --------------------------------------------
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_variant_exports_all_precisions_within_tolerance(exported: dict[str, Artifact], name: str) -> None:
+    art = exported[name]
+    assert art.status == "ok"
+    for precision in ("fp32", "fp16", "int8"):
+        assert art.has_model(precision), precision
+        report = art.parity[precision]
+        assert report["pass"] is True and report["backend"] == "ort-cpu", (precision, report)
+        assert report["gate"] == tolerance("ort-cpu", precision).to_json()
+        assert {c["batch"] for c in report["cases"]} == {1, 3}
+    assert art.parity["fp32"]["worst"]["max_abs"] <= 1e-4
+    # The torch runner rebuilds the generator from the artifact's own files: identical outputs.
+    assert art.parity["torch"]["worst"]["max_abs"] == 0
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_dynamic_batch_one_and_five_through_one_model(exported: dict[str, Artifact], name: str) -> None:
+    art = exported[name]
+    size = tuple(art.image["default_size"]) if art.image else None
+    five = example_feeds(art.inputs, batch=5, size=size, seed=1)
+    one = {k: v[:1] for k, v in five.items()}
+    with open_runner(art, "ort-cpu", "fp32") as onnx_runner, open_runner(art, "torch") as torch_runner:
+        out5, out1 = onnx_runner(five), onnx_runner(one)
+        ref5 = torch_runner(five)
+    name_out = art.outputs[0].name
+    assert out5[name_out].shape[0] == 5 and out1[name_out].shape[0] == 1
+    np.testing.assert_allclose(out5[name_out][:1], out1[name_out], atol=1e-5)
+    assert_within(ref5[name_out], out5[name_out], tolerance("ort-cpu", "fp32"))
+
+
+@pytest.mark.parametrize("name", [n for n in VARIANTS if n in TINY])
+def test_translators_run_at_two_image_sizes(exported: dict[str, Artifact], name: str) -> None:
+    art = exported[name]
+    assert has_dynamic_size(art.inputs) and art.image["dynamic_size"] is True
+    sizes = {tuple(c["size"]) for c in art.parity["fp32"]["cases"]}
+    assert len(sizes) == 2 and all(h % art.image["size_multiple"] == 0 and w % art.image["size_multiple"] == 0
+                                   for h, w in sizes)
+    h, w = art.image["default_size"]
+    m = art.image["size_multiple"]
+    feeds = example_feeds(art.inputs, batch=2, size=(h + m, w + 2 * m), seed=2)  # a third, non-square size
+    with open_runner(art, "ort-cpu", "fp32") as onnx_runner, open_runner(art, "torch") as torch_runner:
+        out, ref = onnx_runner(feeds), torch_runner(feeds)
+    key = art.outputs[0].name
+    assert out[key].shape[2:] == (h + m, w + 2 * m)
+    assert_within(ref[key], out[key], tolerance("ort-cpu", "fp32"))
+
+
+# -- the artifact contract ------------------------------------------------------------------------
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", AUTO_CALIBRATED)
+def test_manifest_follows_the_artifact_contract(exported: dict[str, Artifact], name: str) -> None:
+    art = exported[name]
+    m = art.manifest
+    assert m["schema"] == "ganrt-artifact/1" and m["variant"] == name and m["created"].endswith("Z")
+    spec = registry.get(name)
+    assert m["inputs"] == [s.to_json() for s in spec.inputs(config.from_dict(spec.config, m["config"]))]
+    assert m["source"]["file"] == "generator.safetensors" and len(m["source"]["sha256"]) == 64
+    assert m["source"]["sha256"] == sha256(Path(m["source"]["from"]))
+    assert m["batch"] == {"min": 1, "opt": 2, "max": 8}
+    for key, entry in m["models"].items():
+        assert entry["sha256"] == sha256(art.root / entry["file"]), key
+        assert entry["bytes"] == (art.root / entry["file"]).stat().st_size
+    int8 = m["models"]["int8"]
+    assert int8["calibration"] in ("minmax", "entropy", "percentile")
+    assert set(int8["calibration_search"]) == {"minmax", "entropy", "percentile"}
+    assert int8["calibration"] == max(int8["calibration_search"], key=lambda k: int8["calibration_search"][k]["psnr"])
+    assert set(m["versions"]) >= {"torch", "onnx", "onnxruntime", "tensorrt"}
+    assert set(m["parity"]) == {"torch", "fp32", "fp16", "int8"}
+    # No temporary candidates left behind: the directory matches the manifest.
+    onnx_files = {p.name for p in art.root.glob("*.onnx")}
+    assert onnx_files == {"generator.onnx", "generator.fp16.onnx", "generator.int8.onnx"}
+
+
+def test_image_section_describes_pre_and_post_processing(exported: dict[str, Artifact]) -> None:
+    image = exported["cyclegan"].image
+    assert image["to_model"] == "(x / 255 - 0.5) / 0.5" and image["from_model"] == "clip((y * 0.5 + 0.5) * 255)"
+    assert image["size_multiple"] == 4 and image["default_size"] == [32, 32] and image["channel_order"] == "RGB"
+    assert exported["gan"].image is None  # toy points: no image anywhere
+    assert exported["dcgan"].image["dynamic_size"] is False
+
+
+def triton_model_config() -> type:
+    """A subset of Triton's model_config.proto (inference.ModelConfig), defined here for text_format parsing.
+
+    Field names and numbers are the proto's; an unknown or misspelled field in config.pbtxt fails to parse.
+    """
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    fd = descriptor_pb2.FileDescriptorProto(name="ganrt_test_triton.proto", package="inference", syntax="proto3")
+    dtype = fd.enum_type.add(name="DataType")
+    for i, n in enumerate(["INVALID", "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+                           "INT64", "FP16", "FP32", "FP64", "STRING", "BF16"]):
+        dtype.value.add(name=f"TYPE_{n}", number=i)
+    F = descriptor_pb2.FieldDescriptorProto
+    one, many = F.LABEL_OPTIONAL, F.LABEL_REPEATED
+
+    def message(name: str, fields: list[tuple[str, int, int, int, str]]) -> None:
+        msg = fd.message_type.add(name=name)
+        for fname, number, ftype, label, type_name in fields:
+            field = msg.field.add(name=fname, number=number, type=ftype, label=label)
+            if type_name:
+                field.type_name = type_name
+
+    message("ModelTensorReshape", [("shape", 1, F.TYPE_INT64, many, "")])
+    tensor = [("name", 1, F.TYPE_STRING, one, ""), ("data_type", 2, F.TYPE_ENUM, one, ".inference.DataType"),
+              ("reshape", 5, F.TYPE_MESSAGE, one, ".inference.ModelTensorReshape")]
+    message("ModelInput", tensor + [("dims", 4, F.TYPE_INT64, many, "")])
+    message("ModelOutput", tensor + [("dims", 3, F.TYPE_INT64, many, "")])
+    message("ModelDynamicBatching", [("preferred_batch_size", 1, F.TYPE_INT32, many, ""),
+                                     ("max_queue_delay_microseconds", 2, F.TYPE_UINT64, one, "")])
+    message("ModelConfig", [("name", 1, F.TYPE_STRING, one, ""), ("platform", 2, F.TYPE_STRING, one, ""),
+                            ("max_batch_size", 4, F.TYPE_INT32, one, ""),
+                            ("input", 5, F.TYPE_MESSAGE, many, ".inference.ModelInput"),
+                            ("output", 6, F.TYPE_MESSAGE, many, ".inference.ModelOutput"),
+                            ("dynamic_batching", 11, F.TYPE_MESSAGE, one, ".inference.ModelDynamicBatching"),
+                            ("backend", 17, F.TYPE_STRING, one, "")])
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
+
+
+@pytest.mark.parametrize("name", ["cyclegan", "cgan"])
+def test_triton_configs_parse_and_name_the_right_tensors(exported: dict[str, Artifact], name: str) -> None:
+    from google.protobuf import text_format
+
+    art = exported[name]
+    model_config = triton_model_config()
+    repo = art.root / "triton"
+    assert sorted(p.name for p in repo.iterdir()) == sorted(f"{art.name}_{p}" for p in ("fp32", "fp16", "int8"))
+    for precision in ("fp32", "fp16", "int8"):
+        model_dir = repo / f"{art.name}_{precision}"
+        cfg = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config())
+        assert cfg.name == model_dir.name and cfg.platform == "onnxruntime_onnx"
+        assert cfg.max_batch_size == art.batch["max"] and cfg.dynamic_batching.max_queue_delay_microseconds > 0
+        assert [i.name for i in cfg.input] == [s.name for s in art.inputs]
+        assert [o.name for o in cfg.output] == [s.name for s in art.outputs]
+        for tensor, spec in zip(list(cfg.input) + list(cfg.output), art.inputs + art.outputs):
+            expected = [-1 if d is None else d for d in spec.shape[1:]] or [1]  # batch dim is Triton's
+            assert list(tensor.dims) == expected, spec.name
+        types = {i.name: i.data_type for i in cfg.input}
+        if name == "cgan":
+            assert types["label"] == 9 and types["z"] == 11  # TYPE_INT64, TYPE_FP32
+            assert list(next(i for i in cfg.input if i.name == "label").reshape.shape) == []
+        assert (model_dir / "1" / "model.onnx").read_bytes() == art.model_path(precision).read_bytes()
+
+
+def test_output_names_never_shadow_input_names() -> None:
+    spec = registry.get("cyclegan")
+    cfg = config.resolve(spec.config, None, TINY["cyclegan"])
+    inputs = spec.inputs(cfg)
+    outputs = onnx_output_specs(inputs, [spec.output(cfg)])
+    assert outputs[0].name == "image_out" and inputs[0].name == "image"
+
+
+# -- hazards ------------------------------------------------------------------------------------
+def test_generator_left_in_train_mode_is_exported_in_eval_mode(tmp_path: Path) -> None:
+    # pix2pix has dropout and batch norm: a train-mode export would not match the eval reference.
+    spec = registry.get("pix2pix")
+    cfg = config.resolve(spec.config, None, TINY["pix2pix"])
+    torch.manual_seed(0)
+    generator = spec.generator(cfg).train()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
+    export_fp32(generator, spec.inputs(cfg), onnx_output_specs(spec.inputs(cfg), [spec.output(cfg)]), {"image": x},
+                tmp_path / "g.onnx")
+    import onnxruntime as ort
+
+    onnx_out = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    with torch.no_grad():
+        eval_out = generator.eval()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(onnx_out, eval_out, atol=1e-4)
+
+
+def test_fp16_keeps_instance_norm_in_fp32_only_as_a_candidate(exported: dict[str, Artifact]) -> None:
+    cyclegan = onnx.load(str(exported["cyclegan"].model_path("fp32")))
+    assert candidates(cyclegan) == {"all-fp16": (), "norm-fp32": ("InstanceNormalization",)}
+    assert candidates(onnx.load(str(exported["dcgan"].model_path("fp32")))) == {"all-fp16": ()}
+    kept = to_fp16(cyclegan, ("InstanceNormalization",))
+    inits = {i.name: i.data_type for i in kept.graph.initializer}
+    norm_inputs = [n.input[1] for n in kept.graph.node if n.op_type == "InstanceNormalization"]
+    assert norm_inputs and all(inits.get(n, onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT for n in norm_inputs)
+    assert any(n.op_type == "Cast" for n in kept.graph.node)
+    # The manifest records both candidates' PSNR and which one was kept.
+    fp16 = exported["cyclegan"].models["fp16"]
+    assert set(fp16["candidates_psnr"]) == {"all-fp16", "norm-fp32"} and fp16["variant"] in fp16["candidates_psnr"]
+
+
+# -- a real run, default source --------------------------------------------------------------------
+def test_exports_the_latest_run_by_default_and_an_unfinished_run(tmp_path: Path) -> None:
+    from train.trainer import run_training
+
+    spec = registry.get("dcgan")
+    cfg = config.resolve(spec.config, "quick", {"steps": 2, "batch_size": 8, "eval_samples": 64,
+                                                "sample_every": 1000, "checkpoint_every": 1})
+    run_dir = run_training(spec, cfg, runs_root=tmp_path / "runs", evaluate=False)
+    args = ["--onnx", "--runs", str(tmp_path / "runs"), "--artifacts", str(tmp_path / "artifacts"), "-q"]
+    assert main(args) == 0
+    art = Artifact.load(tmp_path / "artifacts" / f"dcgan-{run_dir.name}")
+    assert art.manifest["source"]["from"] == str(run_dir / "generator.safetensors")
+    assert art.manifest["source"]["step"] == 2 and art.parity["fp32"]["pass"]
+    # Without generator.safetensors (an interrupted run) the latest checkpoint is exported.
+    (run_dir / "generator.safetensors").unlink()
+    assert main([str(run_dir), "--onnx", "--out", str(tmp_path / "from-ckpt"), "-q"]) == 0
+    source = Artifact.load(tmp_path / "from-ckpt").manifest["source"]
+    assert source["from"].endswith("step_0000002.safetensors") and source["step"] == 2
+
+
+# -- bad input: exit 2 with one clear line ---------------------------------------------------------
+def test_corrupt_checkpoint_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "generator.safetensors"
+    bad.write_bytes(b"\x00\x01 definitely not safetensors")
+    result = run_cli(str(bad), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "cannot read checkpoint" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_impossible_size_exits_2_via_the_real_cli(tmp_path: Path) -> None:
+    source = save_tiny_generator("cyclegan", tmp_path / "g.safetensors")
+    result = run_cli(str(source), "--size", "30,32", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "multiples of 4" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_that_does_not_match_its_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from safetensors.torch import load_file, save_file
+
+    source = save_tiny_generator("cyclegan", tmp_path / "g.safetensors")
+    tensors = load_file(str(source))
+    meta = {"format": "ganrt-generator/1", "variant": "cyclegan", "step": "0",
+            "config": json.dumps({**TINY["cyclegan"], "ngf": 16})}  # the weights are ngf 8
+    save_file(tensors, str(source), metadata=meta)
+    assert main([str(source), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not match the model" in err[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--size", "4,4"], "too small"),
+    (["--size=-8,8"], "positive multiples"),
+    (["--batch", "4:2:1"], "MIN <= OPT <= MAX"),
+    (["--batch", "1:x:2"], "MIN:OPT:MAX"),
+])
+def test_bad_sizes_and_batches_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str) -> None:
+    source = save_tiny_generator("cyclegan", tmp_path / "g.safetensors")
+    assert main([str(source), "--out", str(tmp_path / "out"), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_size_for_a_fixed_size_model_and_unknown_sources_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    source = save_tiny_generator("dcgan", tmp_path / "g.safetensors")
+    assert main([str(source), "--size", "32,32", "--out", str(tmp_path / "out")]) == 2
+    assert "--size applies to image inputs" in capsys.readouterr().err
+    assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    assert "unknown source" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # no runs/ and no shipped models/ here
+    assert main([]) == 2
+    assert "no SOURCE given" in capsys.readouterr().err
+
+
+def test_list_shows_variants_runs_and_artifacts(exported: dict[str, Artifact], capsys: pytest.CaptureFixture) -> None:
+    artifacts_root = exported["gan"].root.parent
+    assert main(["--list", "--artifacts", str(artifacts_root), "--runs", str(artifacts_root / "none")]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in VARIANTS) and "no finished runs" in out
+
+
+# -- TensorRT ---------------------------------------------------------------------------------------
+def test_trt_without_tensorrt_exits_2_and_still_writes_the_onnx_parts(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from export.tensorrt_build import missing_requirements
+
+    if not missing_requirements():
+        pytest.skip("TensorRT and a GPU are present: the engine build is tested by test_trt_engine_build")
+    source = save_tiny_generator("cyclegan", tmp_path / "g.safetensors")
+    out = tmp_path / "out"
+    assert main([str(source), "--trt", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "tensorrt" in captured.err and "wrote the ONNX parts" in captured.err
+    art = Artifact.load(out)
+    assert art.has_model("fp32") and "trt" not in art.models and art.status == "ok"
+    assert (out / "triton" / f"{art.name}_fp32" / "config.pbtxt").is_file()
+
+
+@pytest.mark.gpu
+@pytest.mark.trt
+def test_trt_engine_build(tmp_path: Path) -> None:
+    from export.tensorrt_build import missing_requirements
+
+    if missing_requirements():
+        pytest.skip("needs " + " and ".join(missing_requirements()))
+    source = save_tiny_generator("cyclegan", tmp_path / "g.safetensors")
+    out = tmp_path / "out"
+    assert main([str(source), "--trt", "--out", str(out), "--batch", "1:2:4"]) == 0
+    art = Artifact.load(out)
+    entry = art.models["trt"]
+    assert entry["precision"] == "fp16" and entry["tensorrt"] and entry["gpu"] and art.parity["trt"]["pass"]
+    assert entry["profiles"]["image"]["max"] == [4, 3, 32, 32] and (out / "timing.cache").stat().st_size > 0
+    assert (out / "triton" / f"{art.name}_trt" / "1" / "model.plan").is_file()

@@ -1,0 +1,299 @@
+"""The runner contract, shared by every backend (Polygraphy's lesson: one contract test, or runners drift).
+
+Each available runner gets the same feeds as the torch runner and must agree within the
+tolerance table; each rejects bad feeds the same way (the base validates, once); each has
+the same lifecycle. Backends missing here skip with the reason; GPU/TensorRT ones are marked.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from export.pipeline import ExportOptions, run_export
+from infer.artifact import Artifact, ArtifactError
+from infer.compare import PSNR_IDENTICAL, Tolerance, assert_close, assert_within, compare, tolerance
+from infer.runners import BACKENDS, available_backends, open_runner
+from infer.runners.base import BackendUnavailable, FeedError, RunnerNotActive, example_feeds
+from infer.runners.devices import cuda_device_count
+from infer.runners.onnxrt import OrtRunner, session_loader
+from tests.tiny_generators import save_tiny_generator
+from train.errors import UsageError
+
+REPO = Path(__file__).resolve().parents[1]
+
+RUNNERS = [
+    pytest.param("torch", "fp32", {}, id="torch-fp32"),
+    pytest.param("torch", "bf16", {}, id="torch-bf16"),
+    pytest.param("ort-cpu", "fp32", {}, id="ort-cpu-fp32"),
+    pytest.param("ort-cpu", "fp16", {}, id="ort-cpu-fp16"),
+    pytest.param("ort-cpu", "int8", {}, id="ort-cpu-int8"),
+    pytest.param("torch", "fp32", {"device": "cuda"}, id="torch-cuda", marks=pytest.mark.gpu),
+    pytest.param("ort-cuda", "fp32", {}, id="ort-cuda-fp32", marks=pytest.mark.gpu),
+    pytest.param("ort-cuda", "fp16", {"keep_on_device": True}, id="ort-cuda-fp16-iobinding", marks=pytest.mark.gpu),
+    pytest.param("ort-trt", "fp16", {}, id="ort-trt-fp16", marks=[pytest.mark.gpu, pytest.mark.trt]),
+    pytest.param("trt", None, {}, id="trt", marks=[pytest.mark.gpu, pytest.mark.trt]),
+]
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Artifact]:
+    """A translator (image in) and a conditional noise model (z + label in), fp32/fp16/int8."""
+    root = tmp_path_factory.mktemp("runners")
+    found = {}
+    for name in ("cyclegan", "cgan"):
+        source = save_tiny_generator(name, root / name / "generator.safetensors")
+        result = run_export(ExportOptions(source=str(source), out=root / "artifacts" / name, calibration="minmax"))
+        assert result.exit_code == 0, result.manifest["parity"]
+        found[name] = Artifact.load(root / "artifacts" / name)
+    return found
+
+
+def require(art: Artifact, backend: str, precision: str | None, options: dict[str, Any]) -> None:
+    """Skip, with the reason, when this machine or artifact cannot run the case."""
+    have = available_backends()
+    if backend not in have:
+        pytest.skip(f"{backend} is not available here (available: {', '.join(have)})")
+    if options.get("device") == "cuda" and cuda_device_count() == 0:
+        pytest.skip("no CUDA GPU")
+    if precision == "bf16":
+        from infer.runners.torch_runner import bf16_supported
+
+        if not bf16_supported(options.get("device", "cpu")):
+            pytest.skip("bf16 autocast does not run on this machine")
+    if backend == "trt" and not art.has_model("trt"):
+        pytest.skip("the artifact has no TensorRT engine (export with --trt on a GPU machine)")
+
+
+def default_size(art: Artifact) -> tuple[int, int] | None:
+    return tuple(art.image["default_size"]) if art.image and any(s.kind == "image" for s in art.inputs) else None
+
+
+# -- the shared contract ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["cyclegan", "cgan"])
+@pytest.mark.parametrize("backend, precision, options", RUNNERS)
+def test_runner_agrees_with_torch_within_tolerance(artifacts: dict[str, Artifact], name: str, backend: str,
+                                                   precision: str | None, options: dict[str, Any]) -> None:
+    art = artifacts[name]
+    require(art, backend, precision, options)
+    feeds = example_feeds(art.inputs, batch=3, size=default_size(art), seed=5)
+    with open_runner(art, "torch") as reference:
+        expected = reference(feeds)
+    with open_runner(art, backend, precision, **options) as runner:
+        assert runner.backend == backend and runner.is_active
+        assert runner.input_spec() == art.inputs and runner.output_spec() == art.outputs
+        runner.warmup(1)
+        got = runner(feeds)
+    gate = tolerance(backend, runner.precision)
+    for spec in art.outputs:
+        assert got[spec.name].dtype == np.float32 and got[spec.name].shape == expected[spec.name].shape
+        assert_within(expected[spec.name], got[spec.name], gate, name=f"{backend}/{runner.precision} {spec.name}")
+
+
+@pytest.mark.slow
+def test_torch_compile_runner_agrees_with_eager(artifacts: dict[str, Artifact]) -> None:
+    # torch.compile costs 10-15 s cold (design.md section 8): one model, one case.
+    art = artifacts["cgan"]
+    feeds = example_feeds(art.inputs, batch=2, seed=6)
+    with open_runner(art, "torch") as eager, open_runner(art, "torch", compile=True) as compiled:
+        expected, got = eager(feeds), compiled(feeds)
+    key = art.outputs[0].name
+    assert_within(expected[key], got[key], tolerance("torch", "fp32"))
+
+
+def bad_image_feeds(art: Artifact) -> list[tuple[Any, str]]:
+    good = example_feeds(art.inputs, batch=2, size=default_size(art))
+    x = good["image"]
+    return [
+        ({}, "missing image"),
+        ({**good, "extra": x}, "unexpected extra"),
+        ({"image": x.astype(np.float64)}, "dtype float64, expected float32"),
+        ({"image": x[0]}, "has 3 dims, expected 4"),
+        ({"image": np.concatenate([x, x[:, :1]], axis=1)}, "dim 1 is 4, expected 3"),
+        ({"image": x[:, :, :30, :30].copy()}, "30x30 is not a size this model accepts.*multiples of 4"),
+        ({"image": x[:0]}, "empty batch"),
+        ({"image": x.tolist()}, "expected a numpy array"),
+        ([x], "feeds must be a dict"),
+    ]
+
+
+def bad_label_feeds(art: Artifact) -> list[tuple[Any, str]]:
+    good = example_feeds(art.inputs, batch=2)
+    return [
+        ({**good, "label": np.array([0, 10])}, r"labels must be in \[0, 9\]"),
+        ({**good, "label": np.array([0])}, "disagree on the batch size"),
+        ({**good, "label": good["label"].astype(np.int32)}, "dtype int32, expected int64"),
+    ]
+
+
+@pytest.mark.parametrize("backend, precision, options", RUNNERS)
+def test_runner_rejects_bad_feeds_with_a_clear_error(artifacts: dict[str, Artifact], backend: str,
+                                                      precision: str | None, options: dict[str, Any]) -> None:
+    for name, bad_feeds in (("cyclegan", bad_image_feeds), ("cgan", bad_label_feeds)):
+        art = artifacts[name]
+        require(art, backend, precision, options)
+        with open_runner(art, backend, precision, **options) as runner:
+            for feeds, message in bad_feeds(art):
+                with pytest.raises(FeedError, match=message):
+                    runner(feeds)
+            assert isinstance(FeedError("x"), ValueError)
+
+
+@pytest.mark.parametrize("backend, precision, options", RUNNERS)
+def test_runner_lifecycle(artifacts: dict[str, Artifact], backend: str, precision: str | None,
+                          options: dict[str, Any]) -> None:
+    art = artifacts["cgan"]
+    require(art, backend, precision, options)
+    feeds = example_feeds(art.inputs, batch=1)
+    runner = open_runner(art, backend, precision, **options)
+    assert not runner.is_active
+    with pytest.raises(RunnerNotActive, match="activate"):
+        runner(feeds)
+    with runner:
+        assert runner.is_active
+        runner(feeds)
+    assert not runner.is_active
+    with pytest.raises(RunnerNotActive):
+        runner(feeds)
+    runner.close()  # twice is fine
+    assert runner.activate() is runner and runner.activate() is runner
+    runner.close()
+
+
+def test_loader_runs_only_on_activation_and_once(artifacts: dict[str, Artifact]) -> None:
+    art = artifacts["cgan"]
+    calls = []
+    load = session_loader(art.model_path("fp32"), "ort-cpu")
+
+    def counting_load() -> Any:
+        calls.append(1)
+        return load()
+
+    runner = OrtRunner(counting_load, art.inputs, art.outputs, backend="ort-cpu")
+    assert calls == []
+    runner.activate()
+    runner.activate()
+    assert calls == [1]
+    runner.close()
+
+
+# -- auto, availability, missing backends --------------------------------------------------------------
+def test_available_backends_on_this_machine() -> None:
+    have = available_backends()
+    assert set(have) <= set(BACKENDS) and "ort-cpu" in have and "torch" in have
+    if cuda_device_count() == 0:
+        assert not {"ort-cuda", "ort-trt", "trt"} & set(have)
+
+
+def test_auto_picks_ort_cpu_fp32_on_a_cpu_and_says_so(artifacts: dict[str, Artifact],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    if cuda_device_count():
+        pytest.skip("a GPU machine prefers GPU backends")
+    with caplog.at_level(logging.INFO, logger="ganrt.infer"):
+        runner = open_runner(artifacts["cyclegan"], "auto")
+    assert runner.backend == "ort-cpu" and runner.precision == "fp32"
+    assert "backend auto -> ort-cpu" in caplog.text
+
+
+def test_auto_follows_the_manifests_cpu_recommendation(artifacts: dict[str, Artifact], tmp_path: Path) -> None:
+    if cuda_device_count():
+        pytest.skip("a GPU machine prefers GPU backends")
+    copy = shutil.copytree(artifacts["cgan"].root, tmp_path / "cgan")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["recommended"] = {"cpu": {"backend": "torch", "precision": "fp32", "options": {"compile": False}}}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    runner = open_runner(copy, "auto")
+    assert runner.backend == "torch" and runner.precision == "fp32"
+
+
+def test_missing_backends_say_what_to_install(artifacts: dict[str, Artifact], tmp_path: Path) -> None:
+    art = artifacts["cyclegan"]
+    if "ort-cuda" not in available_backends():
+        with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
+            open_runner(art, "ort-cuda").activate()
+    if cuda_device_count() == 0:
+        with pytest.raises(BackendUnavailable, match="CUDA"):
+            open_runner(art, "torch", device="cuda").activate()
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        from infer.runners.tensorrt_runner import engine_loader
+
+        plan = tmp_path / "generator.fake.plan"
+        plan.write_bytes(b"not an engine")
+        with pytest.raises(BackendUnavailable, match="pip install tensorrt"):
+            engine_loader(plan, {}, str(art.root))()
+    with pytest.raises(ArtifactError, match="--trt"):
+        open_runner(art, "trt")
+    with pytest.raises(UsageError, match="unknown backend 'nope'; choose one of: auto, torch, ort-cpu"):
+        open_runner(art, "nope")
+    with pytest.raises(UsageError, match="fp32 or bf16"):
+        open_runner(art, "torch", "int8")
+
+
+def test_importing_runners_imports_no_backend_library() -> None:
+    code = "import sys, infer.runners; print(sorted(m for m in ('torch', 'onnxruntime', 'tensorrt') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+# -- the comparator and the tolerance table ------------------------------------------------------------------
+def test_compare_reports_max_mean_psnr_and_where() -> None:
+    ref = np.zeros((2, 3), np.float32)
+    cand = ref.copy()
+    cand[1, 2] = 0.5
+    c = compare(ref, cand)
+    assert c.max_abs == 0.5 and c.mean_abs == pytest.approx(0.5 / 6) and c.worst_index == (1, 2)
+    assert c.mismatches == 1 and c.psnr == pytest.approx(10 * np.log10(4 / (0.25 / 6)))
+    assert compare(ref, ref).psnr == PSNR_IDENTICAL
+    with pytest.raises(AssertionError, match=r"1/6 elements differ.*max diff 0.5 at \(1, 2\)"):
+        assert_close(ref, cand, atol=1e-3)
+    with pytest.raises(AssertionError, match="PSNR"):
+        assert_close(ref, cand, atol=1.0, psnr_min=40)
+    nan = cand.copy()
+    nan[0, 0] = np.nan
+    assert not Tolerance(max_abs=1.0).passes(compare(ref, nan)) and not Tolerance(psnr_min=1).passes(compare(ref, nan))
+    with pytest.raises(ValueError, match="shape mismatch"):
+        compare(ref, cand[:1])
+
+
+def test_tolerance_table_covers_every_backend() -> None:
+    for backend in BACKENDS:
+        for precision in ("fp32", "bf16") if backend == "torch" else ("fp32", "fp16", "int8"):
+            gate = tolerance(backend, precision)
+            assert gate.max_abs is not None or gate.psnr_min is not None
+    assert tolerance("ort-cpu", "fp32").max_abs == 1e-4
+    with pytest.raises(KeyError, match="no tolerance for ort-cpu/bf16"):
+        tolerance("ort-cpu", "bf16")
+
+
+# -- artifacts ----------------------------------------------------------------------------------------
+def test_artifact_load_checks_the_manifest(artifacts: dict[str, Artifact], tmp_path: Path) -> None:
+    art = artifacts["cyclegan"]
+    assert Artifact.load(art.name, root=art.root.parent).root == art.root
+    assert art.variant == "cyclegan" and art.config["ngf"] == 8 and art.batch == {"min": 1, "opt": 1, "max": 16}
+    assert art.model_path("fp16").name == "generator.fp16.onnx" and art.image["size_multiple"] == 4
+    with pytest.raises(ArtifactError, match="no artifact"):
+        Artifact.load(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtifactError, match="has no manifest.json"):
+        Artifact.load(tmp_path / "empty")
+    broken = shutil.copytree(art.root, tmp_path / "broken")
+    (broken / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="corrupt manifest"):
+        Artifact.load(broken)
+    (broken / "manifest.json").write_text(json.dumps({**art.manifest, "schema": "ganrt-artifact/0"}))
+    with pytest.raises(ArtifactError, match="schema"):
+        Artifact.load(broken)
+    (broken / "manifest.json").write_text(json.dumps(art.manifest))
+    (broken / "generator.int8.onnx").unlink()
+    with pytest.raises(ArtifactError, match="listed in the manifest but missing"):
+        Artifact.load(broken).model_path("int8")
