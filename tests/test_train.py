@@ -40,9 +40,21 @@ def tiny_cfg(name: str, **over):
     return v, config_mod.resolve(v.config, "quick", {**TINY[name], "sample_every": 1000, "checkpoint_every": 1000, **over})
 
 
-def run_cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "train", *args], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+def run(cmd: list[str], timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run a command in its own process group, killing the whole group (torchrun's workers too) on timeout."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "train", *args], timeout)
 
 
 # -- registry and config --------------------------------------------------------------
@@ -222,14 +234,12 @@ def test_bad_input_unknown_choice_is_argparse_usage_error():
 
 # -- multi-process training through torchrun (gloo on CPU) --------------------------------------
 def test_torchrun_two_processes(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-                        f"--master_port={port}",
-                        "-m", "train", "dcgan", "--steps", "3", "--batch-size", "8", "--runs", str(tmp_path), "--no-eval", "-q"],
-                       capture_output=True, text=True, timeout=300, env=env)
+    r = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+             f"--master_port={port}", "-m", "train", "dcgan", "--steps", "3", "--batch-size", "8",
+             "--runs", str(tmp_path), "--no-eval", "-q"], OMP_NUM_THREADS="1")
     assert r.returncode == 0, r.stderr[-3000:]
     runs = list(tmp_path.glob("dcgan/*"))
     assert len(runs) == 1  # both ranks agreed on one run directory
