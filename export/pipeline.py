@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -166,6 +167,16 @@ def _prepare_dir(out: Path, source: Source) -> None:
         ckpt.save_generator(target, source.generator, source.variant.name, config_mod.to_dict(source.config), source.step)
 
 
+def _readable_by_all(root: Path) -> None:
+    # Atomic writes go through mkstemp, which creates files 0600; an artifact is read by other
+    # users (a Triton server, a web service), so give its files the usual umask-based mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in root.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
+
+
 def _replace(src: Path, dst: Path) -> Path:
     src.replace(dst)
     return dst
@@ -209,6 +220,7 @@ class Exporter:
             order = ["torch", "fp32", "fp16", "int8", "trt"]
             self.manifest["parity"] = {p: self.reports[p].to_json() for p in order if p in self.reports}
             write_manifest(self.out, self.manifest)
+            _readable_by_all(self.out)
         self.reference.close()
         return ExportResult(self.out, self.manifest, self.reports, self.stage.times, self.trt_missing)
 
@@ -307,22 +319,24 @@ class Exporter:
     def _int8(self) -> None:
         opts, out = self.opts, self.out
         gate = tolerance("ort-cpu", "int8")
-        one = at_size(take(self.calibration, 0, 1), self.inputs, self.size)
+        calibration = at_size(self.calibration, self.inputs, self.size)
+        one = take(calibration, 0, 1)
         per_row = int8_mod.activation_bytes_per_row(self.src.generator, one, [s.name for s in self.inputs])
-        n_cal = int8_mod.calibration_rows(rows(self.calibration), per_row)
-        calibration = at_size(take(self.calibration, 0, n_cal), self.inputs, self.size)
-        log.info("      calibrating on %d real rows (%.0f MB of activations each), validating on %d",
-                 n_cal, per_row / 2**20, rows(self.validation))
+        chunk = int8_mod.chunk_rows(per_row)
+        log.info("      calibrating on %d real rows (%.0f MB of activations each, %d per chunk), validating on %d",
+                 rows(calibration), per_row / 2**20, chunk, rows(self.validation))
         pre = out / "generator.int8.pre.onnx"
         preprocessed = int8_mod.preprocess(out / ONNX_FILES["fp32"], pre)
         model = pre if preprocessed else out / ONNX_FILES["fp32"]
         methods = int8_mod.CALIBRATION_METHODS if opts.calibration == "auto" else (opts.calibration,)
         search: dict[str, dict[str, float]] = {}
         for method in methods:
-            path = out / f"generator.int8.{method}.onnx"
+            path, cache = out / f"generator.int8.{method}.onnx", out / f"calibration.{method}.json"
             start = time.perf_counter()
-            int8_mod.quantize(model, path, method, calibration)
+            int8_mod.calibrate(model, method, calibration, chunk, cache)
+            int8_mod.quantize(model, path, method, cache)
             seconds = time.perf_counter() - start
+            cache.unlink()
             with ort_cpu_runner(path, self.inputs, self.outputs, "int8", self.size_multiple) as runner:
                 worst = measure(runner, self.validation_set, gate).worst
             search[method] = {"psnr": round(worst.psnr, 2), "max_abs": float(f"{worst.max_abs:.3g}"),
@@ -335,7 +349,7 @@ class Exporter:
         pre.unlink(missing_ok=True)
         self.manifest["models"]["int8"] = model_entry(
             final, format="QDQ", weights="int8 per-channel", activations="int8", io="float32", calibration=best,
-            calibration_search=search, calibration_rows=n_cal, validation_rows=rows(self.validation),
+            calibration_search=search, calibration_rows=rows(calibration), validation_rows=rows(self.validation),
             preprocessed=preprocessed)
 
     def _tensorrt(self) -> None:

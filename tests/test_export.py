@@ -28,7 +28,7 @@ from train import config, registry
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = registry.names()
-AUTO_CALIBRATED = ("cyclegan", "cgan")
+AUTO_CALIBRATED = ("cyclegan", "gan")
 
 
 @pytest.fixture(scope="module")

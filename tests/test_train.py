@@ -166,16 +166,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert not (tmp_path / "run" / "generator.safetensors").exists()
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, sig):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "train", "gan", "--steps", "100000", "--batch-size", "16",
                              "--log-every", "1", "--runs", str(tmp_path), "-q"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(tmp_path.glob("gan/*/metrics.jsonl")):
+    # Wait until the loop has logged a step, so the signal lands inside training.
+    while time.time() < deadline and not any(p.stat().st_size for p in tmp_path.glob("gan/*/metrics.jsonl")):
         time.sleep(0.2)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "resume with" in err or "--resume" in err

@@ -9,6 +9,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +34,10 @@ log = logging.getLogger("ganrt.train")
 
 KEEP_CHECKPOINTS = 3
 SAMPLE_COUNT = 64
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 class TrainingDiverged(RuntimeError):
@@ -245,6 +251,9 @@ class Trainer:
             drawn += 1
             return next(batches)
 
+        # SIGTERM (a scheduler's pre-emption, `kill`) stops like Ctrl-C: checkpoint, then exit.
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
         writer = self._tensorboard()
         metrics = (self.run_dir / "metrics.jsonl").open("a") if self.dist.main else None
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.variant.name, unit="step",
@@ -285,6 +294,8 @@ class Trainer:
             self.save_checkpoint()
             raise
         finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous_handler)
             bar.close()
             if metrics:
                 metrics.close()

@@ -1,0 +1,234 @@
+"""Inference: latency, throughput, parity and % of peak of every model on every backend and precision.
+
+Each benchmark opens a runner on the model's cached artifact, checks parity against the
+PyTorch eager fp32 model on the same feeds (and asserts the tolerance table's gate), then
+times `runner.infer(feeds)` from outside: numpy feeds in, numpy outputs out (feed validation
+included; on a GPU the host<->device copies are included and the call is synchronised).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from bench import machine
+from bench.artifacts import MODELS, ModelSpec, export_info
+from bench.cases import Case, check_skip_reason, default_cases, full_cases
+from bench.conftest import is_measuring
+from bench.macs import CONVENTION, count_macs
+from bench.measure import MemoryWatch, machine_summary, time_calls
+
+TIMING_NOTE = ("wall clock (time.perf_counter, pytest-benchmark) around runner.infer(numpy feeds) -> numpy outputs, "
+               "from outside the runner: feed validation included; on GPUs host<->device copies included and "
+               "torch.cuda.synchronize() before the clock stops")
+REFERENCE_NOTE = "PyTorch eager fp32 generator (eval mode, CPU) from the same artifact, on the same feeds"
+WARMUP_CALLS = 2
+FEED_ROWS = 16
+
+
+def _missing_backend(case: Case, have: list[str]) -> str | None:
+    config = case.config
+    if config.backend == "torch" and config.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"{config.label}: this torch {torch.__version__} sees no CUDA GPU"
+        return None
+    if config.backend not in have:
+        needs = {"ort-cuda": "onnxruntime-gpu and an NVIDIA GPU", "ort-trt": "onnxruntime-gpu with TensorRT and an NVIDIA GPU",
+                 "trt": "TensorRT, CUDA torch and an NVIDIA GPU"}.get(config.backend, config.backend)
+        return f"backend {config.backend} is not available here (needs {needs}); available: {', '.join(have)}"
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    from infer.runners import available_backends
+
+    config = metafunc.config
+    measuring = is_measuring(config)
+    if config.getoption("--bench-full", False):
+        cases, too_big = full_cases()
+    else:
+        cases, too_big = default_cases(), {}
+    have = available_backends()
+    params = []
+    for case in cases:
+        marks: list[Any] = [pytest.mark.gpu] if case.config.gpu else []
+        reason = too_big.get(case.id) or _missing_backend(case, have) or (None if measuring else check_skip_reason(case))
+        if reason:
+            marks.append(pytest.mark.skip(reason=reason))
+        params.append(pytest.param(case, id=case.id, marks=marks))
+    metafunc.parametrize("case", params)
+
+
+@dataclass
+class ModelIO:
+    """A model's artifact, real feeds at one batch/size, the reference outputs and the MAC count."""
+
+    spec: ModelSpec
+    artifact: Any
+    feeds: dict[str, np.ndarray]
+    reference: dict[str, np.ndarray]
+    ranges: dict[str, float]
+    macs: dict[str, Any]
+
+
+def _real_feeds(artifact: Any, batch: int, size: int | None) -> dict[str, np.ndarray]:
+    """Real inputs not used by export's calibration: training-split images, or noise drawn with seed 1."""
+    import torch
+
+    from export.feeds import at_size, batch_of
+    from train import config as config_mod
+    from train import registry
+
+    variant = registry.get(artifact.variant)
+    cfg = config_mod.from_dict(variant.config, artifact.config)
+    if variant.eval_pairs is not None:  # image-to-image: the training split (export calibrates on held-out rows)
+        dataset = variant.dataset(cfg)
+        name = artifact.inputs[0].name
+        base = {name: torch.stack([dataset[i]["A"] for i in range(min(FEED_ROWS, len(dataset)))]).numpy()}
+    else:
+        base = {k: v.numpy() for k, v in variant.sample_feeds(cfg, max(batch, FEED_ROWS), torch.Generator().manual_seed(1)).items()}
+    return at_size(batch_of(base, batch), artifact.inputs, (size, size) if size else None)
+
+
+@pytest.fixture(scope="session")
+def model_io(artifact_of: Callable[..., Path]) -> Callable[[str, int, int | None], ModelIO]:
+    """(model, batch, size) -> ModelIO, computed once per session."""
+    from infer.artifact import Artifact
+    from infer.compare import value_range_of
+    from infer.runners import open_runner
+    from infer.runners.torch_runner import generator_loader
+
+    cache: dict[tuple[str, int, int | None], ModelIO] = {}
+    macs: dict[tuple[str, int | None], dict[str, Any]] = {}
+
+    def get(model: str, batch: int, size: int | None) -> ModelIO:
+        key = (model, batch, size)
+        if key not in cache:
+            import torch
+
+            art = Artifact.load(artifact_of(model))
+            feeds = _real_feeds(art, batch, size)
+            with open_runner(art, "torch", "fp32") as reference_runner:
+                reference = reference_runner.infer(feeds)
+            peaks = (art.parity.get("fp32") or {}).get("psnr_peak") or {}
+            ranges = {s.name: float(peaks.get(s.name) or value_range_of(s.range, reference[s.name])) for s in art.outputs}
+            if (model, size) not in macs:
+                generator = generator_loader(art.variant, art.config, art.generator_path)()
+                one = {k: torch.from_numpy(v[:1]) for k, v in feeds.items()}
+                macs[(model, size)] = count_macs(generator, *(one[s.name] for s in art.inputs)).to_json()
+            cache[key] = ModelIO(MODELS[model], art, feeds, reference, ranges, macs[(model, size)])
+        return cache[key]
+
+    return get
+
+
+# Baseline medians of this session by group, for the speed-up column written into extra_info.
+_BASELINE_S: dict[str, float] = {}
+
+
+def _tolerance(case: Case, precision: str) -> Any:
+    from infer.compare import tolerance
+
+    if case.config.backend == "torch" and case.config.device == "cuda" and precision == "fp32":
+        # The table has no torch-on-CUDA row; cuDNN runs fp32 convolutions in TF32 like ORT's CUDA EP.
+        return tolerance("ort-cuda", "fp32")
+    return tolerance(case.config.backend, precision)
+
+
+def _backend_versions(backend: str) -> dict[str, Any]:
+    v = machine.versions()
+    keys = {"torch": ("torch", "torch_threads", "torch_cuda", "cudnn"), "trt": ("tensorrt", "torch", "torch_cuda")}
+    wanted = keys.get(backend, ("onnxruntime", "onnxruntime-gpu", "onnx", "tensorrt"))
+    return {k: v[k] for k in wanted if v.get(k) is not None}
+
+
+def test_inference(benchmark: Any, case: Case, model_io: Callable[..., ModelIO], artifact_of: Callable[..., Path],
+                   peaks: dict[str, Any], measuring: bool) -> None:
+    from export.parity import worst_of
+    from infer.artifact import Artifact
+    from infer.compare import compare
+    from infer.runners import BackendUnavailable, open_runner
+
+    load_start = machine.load_average()
+    io = model_io(case.model, case.batch, case.size)
+    config = case.config
+    art = Artifact.load(artifact_of(case.model, trt=True)) if config.backend == "trt" else io.artifact
+    options: dict[str, Any] = {}
+    if config.backend == "torch":
+        options = {"compile": config.compile, "device": config.device}
+    precision = None if config.backend == "trt" else config.precision
+    runner = open_runner(art, config.backend, precision, **options)
+    try:
+        runner.activate()
+    except BackendUnavailable as e:
+        pytest.skip(f"{config.label}: {e}")
+    sync = None
+    if config.gpu:
+        import torch
+
+        sync = torch.cuda.synchronize if torch.cuda.is_available() else None
+    benchmark.group = case.group
+    with runner:
+        t0 = time.perf_counter()
+        runner.infer(io.feeds)  # first call: allocation, autotuning, torch.compile
+        first_call_ms = (time.perf_counter() - t0) * 1000
+        for _ in range(WARMUP_CALLS if measuring else 0):
+            runner.infer(io.feeds)
+        outputs = runner.infer(io.feeds)
+        comparisons = [compare(io.reference[name], outputs[name], value_range=span) for name, span in io.ranges.items()]
+        with MemoryWatch(cuda=config.device == "cuda") as memory:
+            timing = time_calls(benchmark, lambda: runner.infer(io.feeds), sync=sync)
+    precision = runner.precision
+    worst = worst_of(comparisons)  # largest max-abs, lowest PSNR over the outputs
+    gate = _tolerance(case, precision)
+    passed = all(gate.passes(c) for c in comparisons)
+
+    median = timing.median
+    images_per_s = case.batch / median
+    gmacs = io.macs["gmacs_per_image"]
+    gflops = 2 * gmacs * case.batch / median
+    device_peaks = (peaks.get("gpu") if config.gpu else peaks.get("cpu")) or {}
+    fp32_peak = device_peaks.get("fp32")
+    own_peak = device_peaks.get(precision) or fp32_peak
+    if config.is_baseline and timing.measured:
+        _BASELINE_S[case.group] = median
+    baseline = _BASELINE_S.get(case.group)
+    benchmark.extra_info.update({
+        "kind": "inference",
+        "model": case.model, "variant": io.spec.variant, "summary": io.spec.summary, "weights": io.spec.weights_note(),
+        "size": f"{case.size}x{case.size}" if case.size else None, "batch": case.batch,
+        "backend": config.backend, "precision": precision, "compile": config.compile,
+        "device": "gpu" if config.gpu else "cpu", "config": config.label, "baseline": config.is_baseline,
+        "group": case.group,
+        "images_per_s": round(images_per_s, 3),
+        "latency_ms": timing.latency_ms(),
+        "first_call_ms": round(first_call_ms, 1),
+        "speedup_vs_baseline": round(baseline / median, 3) if baseline and timing.measured else None,
+        "parity": {**worst.to_json(), "gate": gate.to_json(), "pass": passed, "reference": REFERENCE_NOTE,
+                   "psnr_peak": io.ranges},
+        **io.macs,
+        "gflops": round(gflops, 2),
+        "peak_gflops": {"fp32": fp32_peak, precision: own_peak},
+        "pct_fp32_peak": round(100 * gflops / fp32_peak, 1) if fp32_peak else None,
+        "pct_precision_peak": round(100 * gflops / own_peak, 1) if own_peak else None,
+        "flops_convention": CONVENTION,
+        "memory": memory.to_json(),
+        "timing": TIMING_NOTE,
+        "measured": timing.measured,
+        "versions": _backend_versions(config.backend),
+        "machine": machine_summary(),
+        "load_average": [load_start, machine.load_average()],
+        "artifact": {"name": art.name, "dir": art.root.name, "status": art.status,
+                     "export_parity": (art.parity.get("trt" if config.backend == "trt" else precision) or {}).get("worst"),
+                     "export_seconds": export_info(art.root).get("export_seconds")},
+    })
+    assert passed, (f"{case.id}: parity vs torch eager fp32 outside the gate {gate.to_json()}: max-abs {worst.max_abs:.3g}, "
+                    f"PSNR {worst.psnr:.2f} dB")

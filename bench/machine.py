@@ -1,0 +1,254 @@
+"""The machine the benchmarks ran on: CPU/GPU, versions, load, memory, and its measured peak throughput.
+
+The peak is measured, never taken from a data sheet: a oneDNN convolution and an ONNX Runtime
+MatMul for fp32 (torch's fp32 matmul goes through MKL, which runs at less than half speed on
+AMD CPUs: design.md section 8), a bf16 autocast convolution, and torch._int_mm for int8. The
+best of a few repetitions of each is the practical peak the reports divide by.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+import os
+import platform
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger("ganrt.bench")
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (with family/model for unnamed virtual CPUs)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", platform.processor() or "unknown CPU")
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    return name
+
+
+def cpu_flags() -> list[str]:
+    """The vector/matrix ISA extensions that matter for inference kernels."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    m = re.search(r"^flags\s*:(.*)$", text, re.M)
+    have = set(m.group(1).split()) if m else set()
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
+    return [f for f in wanted if f in have]
+
+
+def load_average() -> float:
+    """1-minute load average (other work on the machine makes timings meaningless)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
+
+
+def _status_kb(field: str, pid: int | str = "self") -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    m = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) so the next reading is the peak since now (Linux)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb(pid: int | str = "self") -> float | None:
+    """Peak resident set size (VmHWM) of a process in MiB, read from /proc (None off Linux)."""
+    kb = _status_kb("VmHWM", pid)
+    return round(kb / 1024, 1) if kb is not None else None
+
+
+def rss_mb(pid: int | str = "self") -> float | None:
+    """Current resident set size in MiB."""
+    kb = _status_kb("VmRSS", pid)
+    return round(kb / 1024, 1) if kb is not None else None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, Any]:
+    """Versions of everything a timing depends on."""
+    found: dict[str, Any] = {p: _version(p) for p in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "tensorrt",
+                                                      "numpy", "opencv-python-headless", "pytest-benchmark")}
+    found = {k: v for k, v in found.items() if v is not None}
+    try:
+        import torch
+
+        found["torch_threads"] = torch.get_num_threads()
+        found["torch_cuda"] = torch.version.cuda
+        found["cudnn"] = torch.backends.cudnn.version() if torch.cuda.is_available() else None
+    except ImportError:
+        pass
+    try:
+        import onnxruntime
+
+        found["ort_providers"] = onnxruntime.get_available_providers()
+    except ImportError:
+        pass
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, memory and GPU of this machine."""
+    info: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
+                            "memory_gb": None, "gpu": None}
+    kb = None
+    try:
+        m = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
+        kb = int(m.group(1)) if m else None
+    except OSError:
+        pass
+    info["memory_gb"] = round(kb / 2**20, 1) if kb else None
+    from infer.runners.devices import cuda_device_count, gpu_info
+
+    if cuda_device_count() > 0:
+        info["gpu"] = gpu_info()
+    return info
+
+
+def _best_seconds(fn: Callable[[], Any], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _ort_matmul_gflops(n: int, repeats: int) -> float:
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "peak",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
+                               helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "matmul.onnx"
+        onnx.save(model, str(path))
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.standard_normal((n, n), dtype=np.float32), "b": rng.standard_normal((n, n), dtype=np.float32)}
+    seconds = _best_seconds(lambda: session.run(None, feeds), repeats)
+    return 2 * n**3 / seconds / 1e9
+
+
+def _cpu_peaks(repeats: int) -> dict[str, Any]:
+    import torch
+
+    peaks: dict[str, Any] = {}
+    # A compute-bound 3x3 convolution (oneDNN): 4 x 256 x 64 x 64 output, 256 input channels.
+    x = torch.randn(4, 256, 64, 64)
+    w = torch.randn(256, 256, 3, 3)
+    conv_flops = 2 * 4 * 256 * 64 * 64 * 256 * 9
+    with torch.inference_mode():
+        conv = conv_flops / _best_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), repeats) / 1e9
+        peaks["fp32_conv_gflops"] = round(conv, 1)
+        try:
+            peaks["fp32_ort_matmul_gflops"] = round(_ort_matmul_gflops(2048, repeats), 1)
+        except ImportError:
+            pass
+        n = 2048
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        peaks["fp32_torch_matmul_gflops"] = round(2 * n**3 / _best_seconds(lambda: a @ b, repeats) / 1e9, 1)
+        from infer.runners.torch_runner import bf16_supported
+
+        if bf16_supported("cpu"):
+            def bf16_conv() -> Any:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return torch.nn.functional.conv2d(x, w, padding=1)
+            peaks["bf16_conv_gflops"] = round(conv_flops / _best_seconds(bf16_conv, repeats) / 1e9, 1)
+        try:
+            ai = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+            bi = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+            peaks["int8_int_mm_gops"] = round(2 * n**3 / _best_seconds(lambda: torch._int_mm(ai, bi), repeats) / 1e9, 1)
+        except (RuntimeError, AttributeError):
+            pass
+    # fp32: the best of the conv and ORT probes (not torch's matmul: design.md section 8).
+    peaks["fp32"] = max(v for k, v in peaks.items() if k in ("fp32_conv_gflops", "fp32_ort_matmul_gflops"))
+    peaks["bf16"] = peaks.get("bf16_conv_gflops")
+    peaks["int8"] = peaks.get("int8_int_mm_gops")
+    # fp16 has no fast path on this kind of CPU (ORT runs fp16 models through casts): fp32's peak.
+    peaks["fp16"] = peaks["fp32"]
+    return peaks
+
+
+def _gpu_peaks(repeats: int) -> dict[str, Any] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    peaks: dict[str, Any] = {}
+    n = 8192
+    sync = torch.cuda.synchronize
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:
+        for label, dtype, allow_tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True),
+                                         ("fp16", torch.float16, False), ("bf16", torch.bfloat16, False)):
+            torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+            a = torch.randn(n, n, device="cuda", dtype=dtype)
+            b = torch.randn(n, n, device="cuda", dtype=dtype)
+            peaks[f"{label}_matmul_gflops"] = round(2 * n**3 / _best_seconds(lambda: a @ b, repeats, sync) / 1e9, 1)
+        ai = torch.randint(-128, 127, (n, n), dtype=torch.int8, device="cuda")
+        bi = torch.randint(-128, 127, (n, n), dtype=torch.int8, device="cuda")
+        peaks["int8_int_mm_gops"] = round(2 * n**3 / _best_seconds(lambda: torch._int_mm(ai, bi), repeats, sync) / 1e9, 1)
+    except RuntimeError as e:
+        log.warning("GPU peak probe incomplete: %s", e)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.cuda.empty_cache()
+    # Convolutions in fp32 run on TF32 tensor cores by default in cuDNN: the fp32 row's peak is TF32's.
+    peaks["fp32"] = peaks.get("tf32_matmul_gflops") or peaks.get("fp32_matmul_gflops")
+    peaks["fp16"] = peaks.get("fp16_matmul_gflops")
+    peaks["bf16"] = peaks.get("bf16_matmul_gflops")
+    peaks["int8"] = peaks.get("int8_int_mm_gops")
+    return peaks
+
+
+def measure_peaks(repeats: int = 5) -> dict[str, Any]:
+    """{"cpu": {...}, "gpu": {...} or None}: practical peaks (GFLOP/s, int8 GOP/s) measured now."""
+    t0 = time.perf_counter()
+    result = {"cpu": _cpu_peaks(repeats), "gpu": _gpu_peaks(repeats), "load_average": load_average()}
+    result["probe_seconds"] = round(time.perf_counter() - t0, 1)
+    log.info("measured peaks: %s", result)
+    return result
