@@ -20,6 +20,8 @@ from train import registry
 
 PRESET = "quick"
 PREFETCH_BATCHES = 8
+# Plain `pytest` (one step as a correctness check) runs the quick preset at this batch size.
+CHECK_BATCH = 2
 TIMING_NOTE = ("wall clock around one call of the variant's TrainStep (forward, backward and optimizer steps of D and G, "
                "loss values read back), batches prefetched on the device: data loading excluded")
 
@@ -33,10 +35,10 @@ def test_training_step(benchmark: Any, variant_name: str, measuring: bool, tmp_p
 
     load_start = machine.load_average()
     variant = registry.get(variant_name)
-    cfg = config_mod.resolve(variant.config, PRESET)
+    cfg = config_mod.resolve(variant.config, PRESET, None if measuring else {"batch_size": CHECK_BATCH})
     trainer = Trainer(variant, cfg, tmp_path / "run")  # builds nets, init, optimisers; writes nothing yet
     stream = batch_stream(trainer.dataset, cfg.batch_size, cfg.seed, 0, trainer.dist, trainer.device, 0)
-    pool = [next(stream) for _ in range(PREFETCH_BATCHES)]
+    pool = [next(stream) for _ in range(PREFETCH_BATCHES if measuring else 1)]
     cycle = itertools.cycle(pool)
     drawn = 0
 

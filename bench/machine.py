@@ -15,8 +15,9 @@ import platform
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ def cpu_flags() -> list[str]:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return []
-    m = re.search(r"^flags\s*:(.*)$", text, re.M)
+    m = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
     have = set(m.group(1).split()) if m else set()
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
     return [f for f in wanted if f in have]
@@ -64,7 +65,7 @@ def _status_kb(field: str, pid: int | str = "self") -> int | None:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    m = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+    m = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
     return int(m.group(1)) if m else None
 
 
@@ -228,7 +229,8 @@ def _gpu_peaks(repeats: int) -> dict[str, Any] | None:
             torch.backends.cuda.matmul.allow_tf32 = allow_tf32
             a = torch.randn(n, n, device="cuda", dtype=dtype)
             b = torch.randn(n, n, device="cuda", dtype=dtype)
-            peaks[f"{label}_matmul_gflops"] = round(2 * n**3 / _best_seconds(lambda: a @ b, repeats, sync) / 1e9, 1)
+            peaks[f"{label}_matmul_gflops"] = round(
+                2 * n**3 / _best_seconds(lambda a=a, b=b: a @ b, repeats, sync) / 1e9, 1)
         ai = torch.randint(-128, 127, (n, n), dtype=torch.int8, device="cuda")
         bi = torch.randint(-128, 127, (n, n), dtype=torch.int8, device="cuda")
         peaks["int8_int_mm_gops"] = round(2 * n**3 / _best_seconds(lambda: torch._int_mm(ai, bi), repeats, sync) / 1e9, 1)

@@ -39,8 +39,9 @@ class MacCount:
 
     def to_json(self) -> dict[str, Any]:
         """GMACs per image, both conventions."""
-        return {"gmacs_per_image": round(self.input_grid / self.batch / 1e9, 4),
-                "gmacs_per_image_output_grid": round(self.output_grid / self.batch / 1e9, 4),
+        return {"macs_per_image": self.input_grid // self.batch,
+                "gmacs_per_image": float(f"{self.input_grid / self.batch / 1e9:.4g}"),
+                "gmacs_per_image_output_grid": float(f"{self.output_grid / self.batch / 1e9:.4g}"),
                 "convention": INPUT_GRID}
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -82,8 +83,10 @@ class MemoryWatch:
         self.peak_rss_mb: float | None = None
         self.cuda_max_allocated_mb: float | None = None
         self.rss_reset = False
+        self.rss_start_mb: float | None = None
 
-    def __enter__(self) -> "MemoryWatch":
+    def __enter__(self) -> MemoryWatch:
+        self.rss_start_mb = machine.rss_mb()
         self.rss_reset = machine.reset_peak_rss()
         if self.cuda:
             import torch
@@ -102,7 +105,7 @@ class MemoryWatch:
 
     def to_json(self) -> dict[str, Any]:
         """Memory fields for extra_info."""
-        info: dict[str, Any] = {"peak_rss_mb": self.peak_rss_mb,
+        info: dict[str, Any] = {"peak_rss_mb": self.peak_rss_mb, "rss_start_mb": self.rss_start_mb,
                                 "peak_rss_scope": "this benchmark" if self.rss_reset else "process lifetime"}
         if self.cuda:
             info["cuda_max_allocated_mb"] = self.cuda_max_allocated_mb

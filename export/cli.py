@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from export.int8 import CALIBRATION_METHODS
-from export.onnx_fp32 import DEFAULT_OPSET
+from export.onnx_fp32 import DEFAULT_OPSET, MIN_OPSET
 from export.parity import ParityReport
 from export.pipeline import ExportOptions, ExportResult, run_export
 from export.source import DEFAULT_GENERATOR, GENERATOR_FILE, latest_run_generator
@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="also write the fp16 ONNX model (fp32 inputs/outputs)")
     p.add_argument("--int8", action="store_true", help="also write the int8 ONNX model (static QDQ, calibrated)")
     p.add_argument("--trt", action="store_true", help="also build a TensorRT engine for this machine's GPU")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N", help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
+                   help=f"ONNX opset, {MIN_OPSET} or later (default: {DEFAULT_OPSET})")
     p.add_argument("--batch", type=_batch, default=(1, 1, 16), metavar="MIN:OPT:MAX",
                    help="batch sizes: the TensorRT profile and Triton's max_batch_size (default: 1:1:16)")
     p.add_argument("--size", type=_size, metavar="H,W",

@@ -82,7 +82,9 @@ def second_size(size: tuple[int, int], size_multiple: int) -> tuple[int, int]:
 def parity_cases(specs: list[TensorSpec], size: tuple[int, int] | None, size_multiple: int,
                  batches: tuple[int, ...] = (1, 3)) -> list[Case]:
     """Export at one batch/size, validate at others (torchvision's test_onnx practice)."""
-    sizes: list[tuple[int, int] | None] = [size, second_size(size, size_multiple)] if size and has_dynamic_size(specs) else [None]
+    sizes: list[tuple[int, int] | None] = [None]
+    if size and has_dynamic_size(specs):
+        sizes = [size, second_size(size, size_multiple)]
     return [Case(b, s) for s in sizes for b in batches]
 
 

@@ -85,8 +85,13 @@ def preprocess(fp32_model: Path, out: Path) -> bool:
 
     try:
         with _quantizer_chatter_to_debug():
-            quant_pre_process(str(fp32_model), str(out))
-    except Exception as e:  # symbolic shape inference rejects some graphs; quantizing without it still works
+            # ONNX shape inference covers these conv nets; ORT's symbolic shape inference ("most
+            # effective with transformer based models", its docstring) gives up on the U-Net's
+            # dynamic skip concatenations and then writes sym_shape_infer_temp.onnx into the
+            # working directory. Measured on CycleGAN quick: same PSNR as without this step,
+            # int8 latency ~10% lower.
+            quant_pre_process(str(fp32_model), str(out), skip_symbolic_shape=True)
+    except Exception as e:  # quantizing the exported model as it is still works
         log.info("      quant_pre_process could not run (%s): quantizing the fp32 model as exported", e)
         return False
     return True

@@ -11,11 +11,14 @@ import onnx
 import torch
 from torch import nn
 
+from train.errors import UsageError
 from train.registry import TensorSpec
 
 log = logging.getLogger("ganrt.export")
 
 DEFAULT_OPSET = 17
+# Per-channel QuantizeLinear/DequantizeLinear (the int8 model) need opset 13.
+MIN_OPSET = 13
 
 
 def onnx_output_specs(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> list[TensorSpec]:
@@ -54,9 +57,14 @@ def export_fp32(generator: nn.Module, inputs: list[TensorSpec], outputs: list[Te
         warnings.simplefilter("always")
         # dynamo=False: the legacy exporter needs nothing beyond torch and honours opset 17; the
         # dynamo exporter needs onnxscript and leaves CycleGAN at opset 18 (design.md section 8).
-        torch.onnx.export(generator, args, str(path), input_names=[s.name for s in inputs],
-                          output_names=[s.name for s in outputs], dynamic_axes=dynamic_axes(inputs + outputs),
-                          opset_version=opset, do_constant_folding=True, dynamo=False)
+        try:
+            torch.onnx.export(generator, args, str(path), input_names=[s.name for s in inputs],
+                              output_names=[s.name for s in outputs], dynamic_axes=dynamic_axes(inputs + outputs),
+                              opset_version=opset, do_constant_folding=True, dynamo=False)
+        except RuntimeError as e:
+            if "Unsupported onnx_opset_version" in str(e):
+                raise UsageError(f"--opset {opset}: {e} (the TorchScript exporter of torch {torch.__version__})") from None
+            raise
     _log_export_warnings(caught)
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -21,13 +20,14 @@ import torch
 from export import fp16 as fp16_mod
 from export import int8 as int8_mod
 from export import tensorrt_build, triton
-from export.feeds import Case, at_size, batch_of, has_dynamic_size, image_inputs, parity_cases, rows, sample, second_size, take
+from export.feeds import (Case, at_size, batch_of, has_dynamic_size, image_inputs, parity_cases, rows, sample,
+                          second_size, take)
 from export.manifest import image_info, new_manifest, write_manifest
-from export.onnx_fp32 import DEFAULT_OPSET, export_fp32, onnx_output_specs, simplify
+from export.onnx_fp32 import DEFAULT_OPSET, MIN_OPSET, export_fp32, onnx_output_specs, simplify
 from export.parity import CaseSet, ParityReport, measure, ort_cpu_runner
 from export.source import DEFAULT_GENERATOR, GENERATOR_FILE, Source, resolve_source, sha256_of
 from infer.artifact import MANIFEST, Artifact
-from infer.compare import tolerance
+from infer.compare import Tolerance, tolerance
 from infer.runners import open_runner
 from infer.runners.base import BackendUnavailable
 from infer.runners.torch_runner import TorchRunner
@@ -145,11 +145,14 @@ def resolve_size(requested: tuple[int, int] | None, inputs: list[TensorSpec], he
     return size
 
 
-def check_batch(batch: tuple[int, int, int]) -> None:
-    """MIN:OPT:MAX must satisfy 1 <= MIN <= OPT <= MAX."""
-    lo, opt, hi = batch
+def check_options(opts: ExportOptions) -> None:
+    """Checks that need no model: --batch MIN:OPT:MAX ordering and the opset floor."""
+    lo, opt, hi = opts.batch
     if not 1 <= lo <= opt <= hi:
         raise UsageError(f"--batch {lo}:{opt}:{hi}: need 1 <= MIN <= OPT <= MAX")
+    if opts.opset < MIN_OPSET:
+        raise UsageError(f"--opset {opts.opset}: the int8 model's per-channel quantization needs opset "
+                         f"{MIN_OPSET} or later")
 
 
 def _prepare_dir(out: Path, source: Source) -> None:
@@ -165,16 +168,6 @@ def _prepare_dir(out: Path, source: Source) -> None:
             ckpt.atomic_write(target, lambda p: shutil.copyfile(source.weights, p))
     else:
         ckpt.save_generator(target, source.generator, source.variant.name, config_mod.to_dict(source.config), source.step)
-
-
-def _readable_by_all(root: Path) -> None:
-    # Atomic writes go through mkstemp, which creates files 0600; an artifact is read by other
-    # users (a Triton server, a web service), so give its files the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in root.rglob("*"):
-        if path.is_file():
-            path.chmod(0o666 & ~umask)
 
 
 def _replace(src: Path, dst: Path) -> Path:
@@ -196,7 +189,7 @@ class Exporter:
     def run(self) -> ExportResult:
         """Run every stage; returns what was written and measured."""
         opts = self.opts
-        check_batch(opts.batch)
+        check_options(opts)
         with self.stage("load source"):
             self._load()
         with self.stage("fp32 ONNX"):
@@ -220,7 +213,6 @@ class Exporter:
             order = ["torch", "fp32", "fp16", "int8", "trt"]
             self.manifest["parity"] = {p: self.reports[p].to_json() for p in order if p in self.reports}
             write_manifest(self.out, self.manifest)
-            _readable_by_all(self.out)
         self.reference.close()
         return ExportResult(self.out, self.manifest, self.reports, self.stage.times, self.trt_missing)
 
@@ -306,7 +298,8 @@ class Exporter:
             with ort_cpu_runner(path, self.inputs, self.outputs, "fp16", self.size_multiple) as runner:
                 measured[name] = measure(runner, self.validation_set, gate).worst.psnr
             paths[name] = path
-            log.info("      candidate %s (fp32 kept: %s): PSNR %.1f dB", name, ", ".join(keep_fp32) or "none", measured[name])
+            log.info("      candidate %s (fp32 kept: %s): PSNR %.1f dB", name, ", ".join(keep_fp32) or "none",
+                     measured[name])
         # All-fp16 has no casts (fastest on a GPU): keep it whenever it passes the gate.
         chosen = "all-fp16" if measured["all-fp16"] >= (gate.psnr_min or 0) else max(measured, key=measured.get)
         final = _replace(paths.pop(chosen), out / ONNX_FILES["fp16"])
@@ -362,16 +355,18 @@ class Exporter:
         onnx_model = self.out / ONNX_FILES["int8" if precision == "int8" else "fp32"]
         shapes = self._profile_shapes()
         plan = self.out / tensorrt_build.plan_name()
-        cases = [c for c in parity_cases(self.inputs, self.size, self.size_multiple) if c.batch <= self.opts.batch[2]
+        lo, _, hi = self.opts.batch
+        cases = [c for c in parity_cases(self.inputs, self.size, self.size_multiple) if lo <= c.batch <= hi
                  and c.size == self.size]
         case_set = CaseSet.build(cases, self.validation, self.inputs, self.outputs, self.reference, self.ranges)
         gate = tolerance("trt", precision)
+        has_norms = "norm-fp32" in fp16_mod.candidates(self.fp32_model)
         for fp32_norm in (False, True):
             entry = tensorrt_build.build_engine(onnx_model, plan, self.out / TIMING_CACHE, precision=precision,
                                                 shapes=shapes, fp32_norm=fp32_norm)
             report = self._measure_engine(plan, entry, case_set, gate)
             # A gate miss in fp16 is InstanceNorm's classic failure: retry with norm layers pinned to fp32.
-            if report is None or report.passed or fp32_norm or precision == "fp32":
+            if report is None or report.passed or fp32_norm or not has_norms:
                 break
             log.warning("      engine PSNR %.1f dB < %s: rebuilding with normalization layers in fp32",
                         report.worst.psnr, gate.to_json())
@@ -379,7 +374,8 @@ class Exporter:
         if report is not None:
             self.reports["trt"] = report
 
-    def _measure_engine(self, plan: Path, entry: dict[str, Any], case_set: CaseSet, gate: Any) -> ParityReport | None:
+    def _measure_engine(self, plan: Path, entry: dict[str, Any], case_set: CaseSet,
+                        gate: Tolerance) -> ParityReport | None:
         from infer.runners.tensorrt_runner import TrtRunner, engine_loader
 
         runner = TrtRunner(engine_loader(plan, entry, str(self.out)), self.inputs, self.outputs,

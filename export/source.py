@@ -62,10 +62,7 @@ def _is_run_dir(path: Path) -> bool:
 
 
 def _from_generator_file(path: Path, default_name: str) -> Source:
-    try:
-        tensors, variant_name, cfg_dict, step = ckpt.read_generator(path)
-    except (ValueError, KeyError) as e:  # malformed metadata (JSON config, step)
-        raise CheckpointError(f"{path}: malformed generator metadata ({e})") from None
+    tensors, variant_name, cfg_dict, step = ckpt.read_generator(path)
     variant = registry.get(variant_name)
     cfg = config_mod.from_dict(variant.config, cfg_dict)
     try:

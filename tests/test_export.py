@@ -123,6 +123,8 @@ def test_manifest_follows_the_artifact_contract(exported: dict[str, Artifact], n
     assert int8["calibration"] in ("minmax", "entropy", "percentile")
     assert set(int8["calibration_search"]) == {"minmax", "entropy", "percentile"}
     assert int8["calibration"] == max(int8["calibration_search"], key=lambda k: int8["calibration_search"][k]["psnr"])
+    # ORT's default entropy histogram (128 bins -> 128) degenerates to MinMax's ranges; ours must not.
+    assert int8["calibration_search"]["entropy"]["psnr"] != int8["calibration_search"]["minmax"]["psnr"]
     assert set(m["versions"]) >= {"torch", "onnx", "onnxruntime", "tensorrt"}
     assert set(m["parity"]) == {"torch", "fp32", "fp16", "int8"}
     # No temporary candidates left behind: the directory matches the manifest.
@@ -243,6 +245,18 @@ def test_fp16_keeps_instance_norm_in_fp32_only_as_a_candidate(exported: dict[str
     assert set(fp16["candidates_psnr"]) == {"all-fp16", "norm-fp32"} and fp16["variant"] in fp16["candidates_psnr"]
 
 
+def test_export_leaves_the_working_directory_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ORT's symbolic shape inference gives up on the U-Net and writes sym_shape_infer_temp.onnx
+    # (+ external data) into the working directory; export must not let it.
+    source = save_tiny_generator("pix2pix", tmp_path / "g.safetensors")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    assert main([str(source), "--int8", "--calibration", "minmax", "--out", str(tmp_path / "out"), "-q"]) == 0
+    assert list(cwd.iterdir()) == []
+    assert Artifact.load(tmp_path / "out").models["int8"]["preprocessed"] is True
+
+
 # -- a real run, default source --------------------------------------------------------------------
 def test_exports_the_latest_run_by_default_and_an_unfinished_run(tmp_path: Path) -> None:
     from train.trainer import run_training
@@ -298,6 +312,8 @@ def test_checkpoint_that_does_not_match_its_config_exits_2(tmp_path: Path, capsy
     (["--size=-8,8"], "positive multiples"),
     (["--batch", "4:2:1"], "MIN <= OPT <= MAX"),
     (["--batch", "1:x:2"], "MIN:OPT:MAX"),
+    (["--opset", "11"], "needs opset 13"),
+    (["--opset", "99"], "Unsupported onnx_opset_version: 99"),
 ])
 def test_bad_sizes_and_batches_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str) -> None:
     source = save_tiny_generator("cyclegan", tmp_path / "g.safetensors")

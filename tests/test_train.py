@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Tiny settings per variant: one real step each on generated data in seconds.
 TINY: dict[str, dict] = {
     "gan": {"batch_size": 32, "hidden": 16, "eval_samples": 256},
-    "cgan": {"batch_size": 8, "eval_samples": 64},
-    "dcgan": {"batch_size": 8, "eval_samples": 64},
-    "wgan-gp": {"batch_size": 8, "n_critic": 2, "eval_samples": 64},
+    "cgan": {"batch_size": 8, "eval_samples": 64, "eval_classifier_steps": 20},
+    "dcgan": {"batch_size": 8, "eval_samples": 64, "eval_classifier_steps": 20},
+    "wgan-gp": {"batch_size": 8, "n_critic": 2, "eval_samples": 64, "eval_classifier_steps": 20},
     "pix2pix": {"size": 32, "ngf": 8, "ndf": 8, "batch_size": 2, "eval_samples": 4},
     "cyclegan": {"size": 32, "ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 2, "pool_size": 3, "eval_samples": 4},
 }

@@ -23,6 +23,8 @@ from torch import nn
 from train.errors import CheckpointError
 
 _STEP_RE = re.compile(r"step_(\d+)\.safetensors$")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -32,6 +34,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -133,4 +136,7 @@ def read_generator(path: Path) -> tuple[dict[str, torch.Tensor], str, dict[str, 
     tensors, meta = read_weights(path)
     if meta.get("format") != "ganrt-generator/1" or "variant" not in meta:
         raise CheckpointError(f"{path} is not a ganrt generator file (no variant/config metadata)")
-    return tensors, meta["variant"], json.loads(meta["config"]), int(meta.get("step", 0))
+    try:
+        return tensors, meta["variant"], json.loads(meta["config"]), int(meta.get("step", 0))
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path} has malformed ganrt metadata: {e}") from None

@@ -35,6 +35,7 @@ class TrainConfig:
     checkpoint_every: int = opt(500, "steps between checkpoints")
     log_every: int = opt(10, "steps between metrics.jsonl lines")
     eval_samples: int = opt(2000, "generated samples used by the final evaluation")
+    eval_classifier_steps: int = opt(600, "training steps of the evaluation classifier (noise-to-image variants)")
     num_workers: int = opt(0, "DataLoader worker processes")
     device: str = opt("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
     amp: bool = opt(True, "mixed precision on CUDA (ignored on CPU)")

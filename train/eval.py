@@ -203,7 +203,8 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None) -> dict[str, Any
     if output.kind == "image" and first_input.kind != "image":
         channels = output.shape[1]
         num_classes = getattr(dataset, "num_classes", None) or 10
-        clf = train_classifier(dataset, channels, num_classes, run_dir / "eval_classifier.safetensors")
+        clf = train_classifier(dataset, channels, num_classes, run_dir / "eval_classifier.safetensors",
+                               cfg.eval_classifier_steps)
         real_images, real_labels = _labelled_arrays(dataset, cfg.eval_samples, seed=2)
         with torch.no_grad():
             feats, logits = clf(real_images)

@@ -46,7 +46,8 @@ def validate_feeds(feeds: Mapping[str, Any], specs: Sequence[TensorSpec], size_m
     missing = [n for n in names if n not in feeds]
     extra = [k for k in feeds if k not in names]
     if missing or extra:
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(map(str, extra))}"] if extra else [])
+        parts = [f"missing {', '.join(missing)}"] if missing else []
+        parts += [f"unexpected {', '.join(map(str, extra))}"] if extra else []
         raise FeedError(f"{'; '.join(parts)} (the model's inputs are: {', '.join(names)})")
     batch: int | None = None
     for spec in specs:
@@ -57,7 +58,8 @@ def validate_feeds(feeds: Mapping[str, Any], specs: Sequence[TensorSpec], size_m
         if a.dtype != np.dtype(spec.dtype):
             raise FeedError(f"{where}: dtype {a.dtype}, expected {spec.dtype} (convert with .astype(np.{spec.dtype}))")
         if a.ndim != len(spec.shape):
-            raise FeedError(f"{where}: shape {a.shape} has {a.ndim} dims, expected {len(spec.shape)}: {shape_text(spec.shape)}")
+            raise FeedError(f"{where}: shape {a.shape} has {a.ndim} dims, expected {len(spec.shape)}: "
+                            f"{shape_text(spec.shape)}")
         for i, (got, want) in enumerate(zip(a.shape, spec.shape)):
             if want is not None and got != want:
                 raise FeedError(f"{where}: dim {i} is {got}, expected {want}: {shape_text(spec.shape)}")
@@ -153,7 +155,8 @@ class Runner(ABC):
         outputs = self._infer(feeds)
         missing = [s.name for s in self._outputs if s.name not in outputs]
         if missing:
-            raise RuntimeError(f"{self.backend} runner returned no {', '.join(missing)}: the model does not match its manifest")
+            raise RuntimeError(f"{self.backend} runner returned no {', '.join(missing)}: "
+                               f"the model does not match its manifest")
         return outputs
 
     __call__ = infer

@@ -75,7 +75,8 @@ def session_loader(model_path: Path, backend: str, *, intra_op_threads: int | No
         # libraries missing): that would silently run on the CPU, so refuse it.
         if wanted not in session.get_providers():
             raise BackendUnavailable(f"{wanted} did not initialise (check the CUDA/cuDNN/TensorRT libraries that "
-                                     f"onnxruntime-gpu {ort.__version__} needs); session providers: {session.get_providers()}")
+                                     f"onnxruntime-gpu {ort.__version__} needs); session providers: "
+                                     f"{session.get_providers()}")
         return session
 
     return load

@@ -22,17 +22,17 @@ class GANConfig(TrainConfig):
     hidden: int = opt(128, "hidden units per MLP layer")
     layers: int = opt(3, "MLP layers")
     loss: str = opt("nonsaturating", "adversarial objective", choices=tuple(ADVERSARIAL))
-    steps: int = opt(5000, "generator updates")
-    batch_size: int = opt(256, "points per step")
-    lr_g: float = opt(2e-4, "generator learning rate (Adam)")
-    lr_d: float = opt(2e-4, "discriminator learning rate (Adam)")
-    sample_every: int = opt(250, "steps between sample plots")
+    steps: int = opt(20000, "generator updates")
+    batch_size: int = opt(512, "points per step (the Unrolled-GAN ring setup, Metz et al. 2017)")
+    lr_g: float = opt(1e-4, "generator learning rate (Adam)")
+    lr_d: float = opt(1e-4, "discriminator learning rate (Adam)")
+    sample_every: int = opt(1000, "steps between sample plots")
     eval_samples: int = opt(20000, "generated points used by the final evaluation")
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"steps": 2000},
-        "gaussian": {"builtin": "gaussian", "steps": 3000},
-        "paper": {"steps": 20000},
+        "quick": {"steps": 10000},
+        "gaussian": {"builtin": "gaussian", "steps": 3000, "batch_size": 256, "lr_g": 2e-4, "lr_d": 2e-4},
+        "paper": {"steps": 25000},
     }
 
 

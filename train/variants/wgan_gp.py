@@ -35,8 +35,9 @@ class WGANGPConfig(TrainConfig):
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"steps": 300, "sample_every": 50, "checkpoint_every": 150},
+        # The paper's toy setting (gan_toy.py of Gulrajani et al.): lambda 0.1, Adam (1e-4, 0.5, 0.9).
         "ring": {"builtin": "ring", "z_dim": 2, "batch_size": 256, "steps": 2000, "sample_every": 250,
-                 "eval_samples": 20000},
+                 "eval_samples": 20000, "gp_lambda": 0.1, "beta1": 0.5},
         "paper": {"size": 64, "channels": 3, "steps": 100000},
     }
 

@@ -1,0 +1,106 @@
+"""End to end: the HTTP service (`python -m infer serve`) under a bounded loopback load.
+
+The server runs in its own process, started by infer.loadtest's machinery on a free loopback
+port; the load comes from infer.loadtest.load_test (concurrent httpx clients in this process):
+a fixed number of POST /v1/translate requests (a 64x64 PNG, the shipped model's size) per
+concurrency level, so every level ends by itself. requests/s, p50/p99 latency (client side)
+and the mean batch the server ran (its /metrics) are recorded. Client and server share the
+machine's cores, as they do on a single-host deployment.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench import machine
+from bench.measure import machine_summary, time_calls
+
+MODEL = "cyclegan-shipped"
+CONCURRENCY = (1, 8, 32)
+REQUESTS_PER_LEVEL = 200
+WARMUP_REQUESTS = 8
+
+
+def _backend() -> str:
+    from infer.runners import available_backends
+    from infer.runners.devices import cuda_device_count
+
+    return "auto" if cuda_device_count() > 0 else "ort-cpu" if "ort-cpu" in available_backends() else "torch"
+
+
+@pytest.fixture(scope="module")
+def service(artifact_of: Callable[..., Path]) -> Iterator[dict[str, Any]]:
+    """A running server on the shipped model, and the parity of one of its answers."""
+    import httpx
+
+    from infer import loadtest
+    from infer.api import load
+    from infer.compare import compare
+    from infer.prepost import decode_image, encode_png
+
+    art = artifact_of(MODEL)
+    backend = _backend()
+    args = argparse.Namespace(artifact=art, backend=backend, queue_size=64, max_delay_ms=5.0, max_batch=None)
+    proc, url = loadtest._start_server(args)
+    try:
+        health = httpx.get(url + "/health", timeout=30).json()
+        size = 64
+        image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+        served = decode_image(httpx.post(url + "/v1/translate", content=encode_png(image),
+                                         headers={"content-type": "image/png"}, timeout=60).content)
+        with load(art, backend="torch", precision="fp32") as reference:
+            expected = reference.translate(image)
+        parity = compare(expected.astype(np.float64), served.astype(np.float64), value_range=255.0)
+        yield {"url": url, "proc": proc, "health": health, "image_size": size, "backend": backend,
+               "parity": {**parity.to_json(), "on": "uint8 PNG response, peak 255", "gate": {"max_abs": 1.0},
+                          "pass": parity.max_abs <= 1.0,
+                          "reference": "torch eager fp32 model, same image, in process"}}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCY)
+def test_http_service(benchmark: Any, concurrency: int, service: dict[str, Any], measuring: bool) -> None:
+    from infer.loadtest import load_test
+
+    load_start = machine.load_average()
+    requests = REQUESTS_PER_LEVEL if measuring else max(4, 2 * concurrency)
+    rows: list[dict[str, Any]] = []
+
+    def level() -> None:
+        rows.extend(asyncio.run(load_test(service["url"], [concurrency], requests, "translate", 1,
+                                          service["image_size"], warmup=WARMUP_REQUESTS if measuring else 1)))
+
+    benchmark.group = "http service"
+    timing = time_calls(benchmark, level, rounds=1, min_rounds=1)
+    row = rows[-1]
+    health = service["health"]
+    benchmark.extra_info.update({
+        "kind": "service", "model": MODEL, "artifact": health["artifact"], "backend": health["backend"],
+        "precision": "fp32", "device": "gpu" if health["backend"] not in ("ort-cpu", "torch") else "cpu",
+        "concurrency": concurrency, "requests": requests, "ok": row["ok"], "busy_503": row["busy_503"],
+        "errors": row["errors"], "requests_per_s": row["rps"], "images_per_s": row["rps"],
+        "latency_ms": {"p50": row["p50_ms"], "p99": row["p99_ms"]}, "mean_batch": row["mean_batch"],
+        "image": f"{service['image_size']}x{service['image_size']} PNG", "endpoint": "/v1/translate",
+        "server": {"max_delay_ms": 5.0, "queue_size": 64, "peak_rss_mb": machine.peak_rss_mb(service["proc"].pid)},
+        "parity": service["parity"],
+        "timing": ("client side: each request from send to full response (httpx, loopback); the round is the whole "
+                   "level, its warm-up requests and two /metrics reads included"),
+        "measured": timing.measured, "machine": machine_summary(),
+        "load_average": [load_start, machine.load_average()],
+    })
+    assert row["errors"] == 0, f"{row['errors']} requests failed: {row}"
+    assert row["ok"] + row["busy_503"] == requests
+    assert service["parity"]["pass"], f"served image vs torch fp32: {service['parity']}"
