@@ -247,3 +247,37 @@ def test_torchrun_two_processes(tmp_path):
     assert (runs[0] / "checkpoints" / "step_0000003.safetensors").is_file()
     metrics = [json.loads(x) for x in (runs[0] / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["step"] == 3
+
+
+# -- every network at every preset ----------------------------------------------------------
+def _concrete(shape: tuple, size: int | None) -> list[int]:
+    """A spec's shape with batch 2 and the preset's image size for the dynamic dimensions."""
+    return [2 if d is None and i == 0 else (size if d is None else d) for i, d in enumerate(shape)]
+
+
+@pytest.mark.parametrize("name", ["cgan", "cyclegan", "dcgan", "gan", "pix2pix", "wgan-gp"])
+def test_networks_have_the_declared_shapes_at_every_preset(name):
+    v = registry.get(name)
+    for preset in v.config.presets:
+        cfg = config_mod.resolve(v.config, preset)
+        nets = v.networks(cfg)
+        specs = v.inputs(cfg)
+        size = getattr(cfg, "size", None)
+        feeds = []
+        for s in specs:
+            shape = _concrete(s.shape, size)
+            feeds.append(torch.randint(0, s.num_classes, shape) if s.kind == "label" else torch.randn(shape))
+        with torch.no_grad():
+            out = nets[v.generator_key].eval()(*feeds)
+        assert list(out.shape) == _concrete(v.output(cfg).shape, size), (preset, out.shape)
+        if v.output(cfg).range:
+            assert -1 <= out.min() and out.max() <= 1
+        # The discriminator accepts what it judges: generated samples (beside the input for pix2pix).
+        D = nets[next(k for k in nets if k.startswith("D"))].eval()
+        first = next(m for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+        judges_pairs = isinstance(first, torch.nn.Conv2d) and first.in_channels == 2 * out.shape[1]
+        d_in = [torch.cat([feeds[0], out], 1)] if judges_pairs else [out]
+        if specs[-1].kind == "label":
+            d_in.append(feeds[-1])
+        with torch.no_grad():
+            assert D(*d_in).shape[0] == 2
