@@ -133,7 +133,7 @@ def test_video_pipeline(benchmark: Any, pipeline_model: str, pipeline_size: int 
         "memory": memory.to_json(),
         "timing": "wall clock of run_pipeline over the whole file (decode, translate, compose, overlay)",
         "measured": timing.measured, "machine": machine_summary(),
-        "load_average": [load_start, machine.load_average()],
+        "load_average": [load_start, machine.load_average()], "contention": timing.contention,
     })
     assert stats.processed == frames, f"processed {stats.processed} of {frames} frames"
     assert passed, f"pipeline output vs torch fp32: max-abs {comparison.max_abs:.3g}, PSNR {comparison.psnr:.2f} dB"

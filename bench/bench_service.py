@@ -99,7 +99,7 @@ def test_http_service(benchmark: Any, concurrency: int, service: dict[str, Any],
         "timing": ("client side: each request from send to full response (httpx, loopback); the round is the whole "
                    "level, its warm-up requests and two /metrics reads included"),
         "measured": timing.measured, "machine": machine_summary(),
-        "load_average": [load_start, machine.load_average()],
+        "load_average": [load_start, machine.load_average()], "contention": timing.contention,
     })
     assert row["errors"] == 0, f"{row['errors']} requests failed: {row}"
     assert row["ok"] + row["busy_503"] == requests

@@ -79,6 +79,6 @@ def test_training_step(benchmark: Any, variant_name: str, measuring: bool, tmp_p
         "memory": memory.to_json(),
         "timing": TIMING_NOTE, "measured": timing.measured,
         "versions": {k: v for k, v in machine.versions().items() if k in ("torch", "torch_threads", "torch_cuda")},
-        "machine": machine_summary(), "load_average": [load_start, machine.load_average()],
+        "machine": machine_summary(), "load_average": [load_start, machine.load_average()], "contention": timing.contention,
     })
     assert draws_per_step >= 1

@@ -18,6 +18,7 @@ import pytest
 from bench import machine
 
 _PEAKS: dict[str, Any] = {}
+_SESSION: dict[str, Any] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,6 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     # Runs before pytest-benchmark's own pytest_configure (trylast), which reads the option.
+    # Before any benchmark runs: the load others put on the machine (the brief's "quiet" test).
+    _SESSION["load_average_start"] = machine.load_average()
     measuring = config.getoption("benchmark_only", False) or config.getoption("benchmark_enable", False)
     if not measuring and hasattr(config.option, "benchmark_disable"):
         config.option.benchmark_disable = True
@@ -42,6 +45,7 @@ def is_measuring(config: pytest.Config) -> bool:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     machine_info["ganrt"] = {**machine.machine_info(), "versions": machine.versions(), "peaks": _PEAKS or None,
+                             "load_average_start": _SESSION.get("load_average_start"),
                              "load_average_end": machine.load_average(),
                              "full_matrix": bool(config.getoption("--bench-full", False))}
 

@@ -60,6 +60,84 @@ def load_average() -> float:
         return float("nan")
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: int | str) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: split after its closing parenthesis.
+    return text[text.rfind(")") + 2:].split()
+
+
+def _process_tree_cpu_s(root: int) -> float:
+    """CPU seconds of `root` and its live descendants (and of children they have reaped)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(entry.name)
+            if fields:
+                parents[int(entry.name)] = int(fields[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    total = 0
+    for pid in tree:
+        fields = _proc_stat(pid)
+        if fields:  # utime, stime, cutime, cstime are fields 14-17 (11-14 after the name)
+            total += sum(int(x) for x in fields[11:15])
+    return total / _TICK
+
+
+def _machine_cpu_s() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(x) for x in fields] + [0] * 8
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
+    return (user + nice + system + irq + softirq) / _TICK, steal / _TICK
+
+
+class Contention:
+    """How much CPU other processes (and the hypervisor: steal) took while a block ran.
+
+    The load average cannot tell: it counts the benchmark's own threads. Here the machine's
+    busy time minus this process tree's CPU time, as a share of wall time x cores.
+    """
+
+    def __enter__(self) -> Contention:
+        self.available = Path("/proc/stat").is_file()
+        if self.available:
+            self._t0 = time.perf_counter()
+            self._busy0, self._steal0 = _machine_cpu_s()
+            self._own0 = _process_tree_cpu_s(os.getpid())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.window_s = 0.0
+        self.others_share: float | None = None
+        self.steal_share: float | None = None
+        if not self.available:
+            return
+        self.window_s = time.perf_counter() - self._t0
+        wall = self.window_s * (os.cpu_count() or 1)
+        busy, steal = _machine_cpu_s()
+        own = _process_tree_cpu_s(os.getpid())
+        if wall > 0:
+            self.others_share = round(max(0.0, (busy - self._busy0) - (own - self._own0)) / wall, 3)
+            self.steal_share = round((steal - self._steal0) / wall, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        """Shares of the machine's CPU time taken by other processes and by steal during the block."""
+        return {"others_cpu_share": self.others_share, "steal_share": self.steal_share,
+                "window_s": round(getattr(self, "window_s", 0.0), 3)}
+
+
 def _status_kb(field: str, pid: int | str = "self") -> int | None:
     try:
         text = Path(f"/proc/{pid}/status").read_text()

@@ -27,10 +27,11 @@ MAX_ROUNDS = 1000
 
 @dataclass
 class Timing:
-    """Per-call seconds of the timed rounds (one entry in check mode)."""
+    """Per-call seconds of the timed rounds (one entry in check mode), and the CPU others took meanwhile."""
 
     seconds: list[float]
     measured: bool
+    contention: dict[str, Any] | None = None
 
     @property
     def median(self) -> float:
@@ -71,8 +72,9 @@ def time_calls(benchmark: Any, fn: Callable[[], Any], *, budget_s: float = DEFAU
         t0 = time.perf_counter()
         call()
         rounds = rounds_for(time.perf_counter() - t0, budget_s, min_rounds, max_rounds)
-    benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=0)
-    return Timing(list(benchmark.stats.stats.data), measured=True)
+    with machine.Contention() as contention:
+        benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=0)
+    return Timing(list(benchmark.stats.stats.data), measured=True, contention=contention.to_json())
 
 
 class MemoryWatch:

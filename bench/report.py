@@ -23,8 +23,12 @@ import numpy as np
 
 DEFAULT_OUT = Path("docs/benchmarks.md")
 DEFAULT_THRESHOLD = 0.10
-# A run whose 1-minute load average went above this had other work on the machine.
-BUSY_LOAD = 1.5
+# Other processes taking more than this share of the CPU during a benchmark's timed rounds (or a
+# 1-minute load average above QUIET_LOAD when the session started) make its timings noisy.
+BUSY_SHARE = 0.10
+QUIET_LOAD = 1.2
+# /proc/stat counts in clock ticks (10 ms): shorter timed windows cannot say who used the CPU.
+MIN_WINDOW_S = 0.5
 PSNR_DISPLAY_CAP = 150.0
 
 
@@ -366,12 +370,25 @@ def _machine_section(runs: list[Run], rows: list[Row]) -> list[str]:
         if gpu_p:
             lines.append("- Measured GPU peaks: " + ", ".join(f"{k} {_fmt(v)}" for k, v in gpu_p.items()
                                                               if k.endswith(("gflops", "gops"))))
-        if loads:
-            worst = max(loads)
-            note = (f"**WARNING: the 1-minute load average reached {worst:.2f} during this run on {g.get('cores')} cores: "
-                    "other work shared the CPU, timings are pessimistic and noisy.**" if worst > BUSY_LOAD else
-                    f"1-minute load average during the run: {min(loads):.2f}-{worst:.2f} (quiet machine)")
-            lines.append(f"- {note}")
+        mine = [(r, r.extra.get("contention") or {}) for r in rows if r.run == runs.index(run)]
+        mine = [(r, c) for r, c in mine if c.get("others_cpu_share") is not None and (c.get("window_s") or 0) >= MIN_WINDOW_S]
+        shares = [c["others_cpu_share"] for _, c in mine]
+        steals = [c.get("steal_share") or 0 for _, c in mine]
+        start = g.get("load_average_start")
+        busy = [r.name for r, c in mine if c["others_cpu_share"] > BUSY_SHARE]
+        if shares:
+            quiet = not busy and (start is None or start <= QUIET_LOAD) and max(steals or [0]) <= BUSY_SHARE
+            text = (f"other processes took {min(shares):.0%}-{max(shares):.0%} of the CPU during the timed rounds "
+                    f"(of the {len(shares)} benchmarks timed for {MIN_WINDOW_S:g} s or more) "
+                    f"(hypervisor steal up to {max(steals or [0]):.0%}); 1-minute load average {start} when the "
+                    f"session started (the load average during the run counts the benchmarks' own threads)")
+            lines.append(f"- Machine {'quiet' if quiet else 'NOT quiet'}: {text}" if quiet else
+                         f"- **WARNING: machine not quiet: {text}. Affected: "
+                         f"{', '.join(busy[:8]) or 'all (busy at start)'}{' ...' if len(busy) > 8 else ''}. "
+                         f"Timings are pessimistic and noisy.**")
+        elif loads:
+            lines.append(f"- 1-minute load average during the run: {min(loads):.2f}-{max(loads):.2f} "
+                         "(includes the benchmarks' own threads)")
         if g.get("full_matrix"):
             lines.append("- Full matrix (--bench-full)")
         out += lines + [""]
