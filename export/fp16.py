@@ -22,7 +22,31 @@ def to_fp16(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = ()) -> onnx.Mod
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    return convert_float_to_float16(copy, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(keep_fp32))
+    converted = convert_float_to_float16(copy, keep_io_types=True,
+                                         op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(keep_fp32))
+    return drop_repeated_nodes(converted)
+
+
+def drop_repeated_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop nodes that repeat an earlier node exactly (same op, inputs, outputs, attributes)."""
+    # The converter in onnxruntime <= 1.30 inserts one "<initializer>_cast_to_fp32" Cast per
+    # consumer of a shared fp16 initializer (InstanceNorms sharing a deduplicated bias), all
+    # writing the same tensor: ONNX Runtime then refuses the model ("Duplicate definition").
+    produced: dict[str, bytes] = {}
+    keep = []
+    for node in model.graph.node:
+        key = node.SerializeToString(deterministic=True)
+        repeats = [name for name in node.output if name in produced]
+        if repeats and all(produced[name] == key for name in node.output):
+            continue
+        if repeats:
+            raise ValueError(f"fp16 conversion wrote tensor {repeats[0]!r} twice with different nodes")
+        produced.update((name, key) for name in node.output)
+        keep.append(node)
+    if len(keep) != len(model.graph.node):
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+    return model
 
 
 def candidates(model: onnx.ModelProto) -> dict[str, tuple[str, ...]]:

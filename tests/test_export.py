@@ -18,7 +18,7 @@ import torch
 
 from export.cli import main
 from export.feeds import has_dynamic_size
-from export.fp16 import candidates, to_fp16
+from export.fp16 import candidates, drop_repeated_nodes, to_fp16
 from export.onnx_fp32 import export_fp32, onnx_output_specs
 from infer.artifact import Artifact
 from infer.compare import assert_within, tolerance
@@ -243,6 +243,45 @@ def test_fp16_keeps_instance_norm_in_fp32_only_as_a_candidate(exported: dict[str
     # The manifest records both candidates' PSNR and which one was kept.
     fp16 = exported["cyclegan"].models["fp16"]
     assert set(fp16["candidates_psnr"]) == {"all-fp16", "norm-fp32"} and fp16["variant"] in fp16["candidates_psnr"]
+
+
+def _two_norms_sharing_parameters() -> onnx.ModelProto:
+    from onnx import TensorProto, helper, numpy_helper
+
+    scale = numpy_helper.from_array(np.ones(3, np.float32), "scale")
+    bias = numpy_helper.from_array(np.zeros(3, np.float32), "bias")  # zero biases: onnxslim shares them
+    nodes = [helper.make_node("InstanceNormalization", ["x", "scale", "bias"], ["h"], name="norm1"),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("InstanceNormalization", ["r", "scale", "bias"], ["y"], name="norm2")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])], [scale, bias])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_fp16_with_norms_sharing_an_initializer_loads_in_onnx_runtime() -> None:
+    # onnxruntime 1.30's converter wrote "bias_cast_to_fp32" once per consumer: ORT refused the model.
+    import onnxruntime as ort
+
+    model = to_fp16(_two_norms_sharing_parameters(), ("InstanceNormalization",))
+    outputs = [o for n in model.graph.node for o in n.output]
+    assert len(outputs) == len(set(outputs))
+    x = np.random.default_rng(0).standard_normal((1, 3, 4, 4)).astype(np.float32)
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert y.shape == x.shape and np.isfinite(y).all()
+
+
+def test_drop_repeated_nodes_keeps_one_of_identical_nodes_and_rejects_conflicts() -> None:
+    from onnx import helper
+
+    model = _two_norms_sharing_parameters()
+    cast = helper.make_node("Cast", ["bias"], ["bias32"], name="bias_cast", to=onnx.TensorProto.FLOAT)
+    model.graph.node.insert(0, cast)
+    model.graph.node.insert(1, cast)
+    assert [n.name for n in drop_repeated_nodes(model).graph.node].count("bias_cast") == 1
+    other = helper.make_node("Identity", ["scale"], ["bias32"], name="other")
+    model.graph.node.insert(1, other)
+    with pytest.raises(ValueError, match="bias32"):
+        drop_repeated_nodes(model)
 
 
 def test_export_leaves_the_working_directory_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
