@@ -527,6 +527,35 @@ def test_unpaired_missing_domains_and_aligned_pairs(tmp_path):
         UnpairedImages(tmp_path, split="val")
 
 
+def test_split_pairs_makes_an_unpaired_layout_with_aligned_test_files(tmp_path):
+    from train.data.split_pairs import main, split_pairs
+
+    shades = [(40 * k, 0, 0) for k in range(5)]
+    for k, shade in enumerate(shades):  # left k-th shade of red, right the same shade in blue
+        side_by_side(tmp_path / "src" / "train" / f"img{k}.png", shade, shade[::-1], 8, 8)
+    for k in (0, 1):
+        side_by_side(tmp_path / "src" / "val" / f"v{k}.png", shades[k], shades[k][::-1], 8, 8)
+    counts = split_pairs(tmp_path / "src", tmp_path / "out", progress=False)
+    assert counts == {"trainA": 5, "trainB": 5, "testA": 2, "testB": 2}
+    out = tmp_path / "out"
+    train_a, train_b = sorted((out / "trainA").iterdir()), sorted((out / "trainB").iterdir())
+    assert {p.name[0] for p in train_a} == {"a"} and {p.name[0] for p in train_b} == {"b"}
+    reds = sorted(int(np.asarray(Image.open(p))[0, 0, 0]) for p in train_a)
+    assert reds == [s[0] for s in shades]  # every left half, each once
+    # No file name links a photo to its partner: trainA and trainB share no stems.
+    assert UnpairedImages(out, size=8).aligned_pairs() == []
+    a, b = UnpairedImages(out, split="test", size=8, jitter=False).eval_pairs()
+    assert b is not None and a.shape == b.shape == (2, 3, 8, 8)
+    assert torch.equal(a.flip(1), b)  # v0/v1: blue side is the red side with channels reversed
+    assert UnpairedImages(out, size=8).eval_pairs(3)[1] is None  # train: no ground truth
+    swapped = split_pairs(tmp_path / "src", tmp_path / "swapped", direction="BtoA", progress=False)
+    assert swapped["testA"] == 2
+    assert np.asarray(Image.open(tmp_path / "swapped" / "testA" / "v1.png"))[0, 0, 2] == 40
+    with pytest.raises(DataError, match="not empty"):
+        split_pairs(tmp_path / "src", out)
+    assert main([str(tmp_path / "nothing"), str(tmp_path / "new")]) == 2
+
+
 # ---------------------------------------------------------------- built-in translation datasets
 
 

@@ -63,13 +63,10 @@ def fixed_inputs(cfg: Any, n: int, paired: bool) -> tuple[Tensor, Tensor | None]
     """The first n held-out inputs and, where known, their ground-truth targets."""
     split = held_out_split(cfg, paired)
     dataset = paired_dataset(cfg, split) if paired else unpaired_dataset(cfg, split)
-    if hasattr(dataset, "eval_pairs"):  # built-in sets know the true translation
-        a, b = dataset.eval_pairs(n)
-        return a, b
-    n = min(n, len(dataset))
-    items = [dataset[i] for i in range(n)]
-    a = torch.stack([it["A"] for it in items])
-    return a, (torch.stack([it["B"] for it in items]) if paired else None)
+    if hasattr(dataset, "eval_pairs"):  # built-in sets, and unpaired folders with same-named test files
+        return dataset.eval_pairs(n)
+    items = [dataset[i] for i in range(min(n, len(dataset)))]  # a paired folder: aligned by construction
+    return torch.stack([it["A"] for it in items]), torch.stack([it["B"] for it in items])
 
 
 def translation_feeds(cfg: Any, n: int, paired: bool) -> dict[str, Tensor]:

@@ -77,3 +77,16 @@ class UnpairedImages(Dataset):
         """(A, B) files of this split that share a file name (ignoring extension): ground truth."""
         by_stem_b = {p.stem: p for p in self.files_b}
         return [(a, by_stem_b[a.stem]) for a in self.files_a if a.stem in by_stem_b]
+
+    def eval_pairs(self, n: int = 64) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first n A images and, when A and B files share names, their B images as ground truth.
+
+        Without aligned files: the first n A images (in order) and None.
+        """
+        pairs = self.aligned_pairs()[:n]
+        if not pairs:
+            a = [resize(load_rgb(p), self.size, self.size) for p in self.files_a[:n]]
+            return torch.stack([to_tensor(x) for x in a]), None
+        a = torch.stack([to_tensor(resize(load_rgb(pa), self.size, self.size)) for pa, _ in pairs])
+        b = torch.stack([to_tensor(resize(load_rgb(pb), self.size, self.size)) for _, pb in pairs])
+        return a, b
