@@ -156,6 +156,27 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.parametrize("name", ["cyclegan", "pix2pix"])
+def test_cpu_amp_runs_the_same_losses_in_bf16(name, tmp_path):
+    import itertools
+
+    from train.trainer import batch_stream
+
+    first: dict[bool, dict[str, float]] = {}
+    for amp in (False, True):
+        v, cfg = tiny_cfg(name, cpu_amp=amp)
+        trainer = Trainer(v, cfg, tmp_path / f"run{amp}")
+        assert trainer.step_fn.amp_dtype == (torch.bfloat16 if amp else None)
+        batches = itertools.cycle([next(batch_stream(trainer.dataset, cfg.batch_size, cfg.seed, 0, trainer.dist,
+                                                     trainer.device, 0))])
+        losses = trainer.step_fn(lambda: next(batches))
+        first[amp] = {k: float(t) for k, t in losses.items()}
+    assert first[False].keys() == first[True].keys()
+    for k, exact in first[False].items():  # same weights, same batch: bf16 rounding only
+        assert first[True][k] == pytest.approx(exact, rel=0.05, abs=0.02), k
+    assert first[True] != first[False]  # and bf16 really ran
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     v, cfg = tiny_cfg("gan", steps=5)
     trainer = Trainer(v, cfg, tmp_path / "run")

@@ -6,10 +6,25 @@ updates in `__call__`, top to bottom, with the objective above each update.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
+
+log = logging.getLogger("ganrt.train")
+
+
+def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """The autocast dtype for `device`: bf16 where supported (no loss scaling), else fp16 on CUDA."""
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        log.warning("bf16 autocast on a CPU without AVX512-BF16/AMX is emulated and slower than fp32: "
+                    "drop --cpu-amp")
+    return torch.bfloat16
 
 
 class TrainStep:
@@ -19,9 +34,7 @@ class TrainStep:
         self.cfg = cfg
         self.nets = nets
         self.device = device
-        # bf16 needs no loss scaling; fp16 (older GPUs) does.
-        use_bf16 = amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
-        self.amp_dtype: torch.dtype | None = (torch.bfloat16 if use_bf16 else torch.float16) if amp and device.type == "cuda" else None
+        self.amp_dtype = autocast_dtype(device, amp)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self._scalers: dict[str, torch.amp.GradScaler] = {}

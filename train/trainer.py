@@ -151,7 +151,7 @@ class Trainer:
             self.nets = {k: nn.parallel.DistributedDataParallel(
                 n, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 forward_sync_buffers=False) for k, n in raw.items()}
-        self.step_fn = variant.step(cfg, self.nets, self.device, cfg.amp)
+        self.step_fn = variant.step(cfg, self.nets, self.device, cfg.amp if self.device.type == "cuda" else cfg.cpu_amp)
         self.step = 0
         self.images_seen = 0
         self.ckpt_dir = run_dir / "checkpoints"
