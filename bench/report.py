@@ -56,7 +56,7 @@ class Row:
 
     @property
     def kind(self) -> str:
-        """inference, training, pipeline, service, or other (a benchmark not written by ganrt)."""
+        """inference, training, training-reference, pipeline, service, or other (not written by ganrt)."""
         return str(self.extra.get("kind", "other"))
 
     @property
@@ -344,6 +344,26 @@ def _training_section(rows: list[Row]) -> list[str]:
                     "steps/s", "params M (all nets)", "peak RSS MB"], table), ""]
 
 
+def _reference_training_section(rows: list[Row]) -> list[str]:
+    fp32 = {r.run: r.median_s for r in rows if r.extra.get("precision") == "fp32"}
+    table = []
+    for r in sorted(rows, key=lambda r: (r.run, r.extra.get("precision") != "fp32")):
+        e = r.extra
+        lat = r.latency_ms()
+        losses = e.get("first_step_losses") or {}
+        table.append([r.run + 1, e.get("precision"), e.get("device"), _ms(lat["p50"]), _ms(lat["p90"]),
+                      f"{fp32[r.run] / r.median_s:.2f}x" if r.run in fp32 else "–",
+                      f"{e.get('reference_s_per_iter')} s: {e.get('speedup_vs_reference')}x",
+                      ", ".join(f"{k} {v:.4f}" for k, v in losses.items())])
+    return ["## CycleGAN step at the reference settings", "",
+            ("128x128, 6 residual blocks, ngf/ndf 64, batch 1, identity loss on: the settings at which the translation "
+             "issue quotes about 1.6 s per iteration for a widely used single-script PyTorch CycleGAN on this 2-core "
+             "CPU (a figure quoted, not measured in this run). Speed-up vs fp32 is measured within one run. First-step "
+             "losses: the step's loss terms from the same initial weights and batch."), "",
+            _table(["run", "precision", "device", "ms/step p50", "p90", "speed-up vs fp32", "vs quoted reference",
+                    "first-step losses"], table), ""]
+
+
 def _other_section(rows: list[Row]) -> list[str]:
     table = [[r.fullname, _ms(r.median_s * 1000), r.stats.get("rounds")] for r in rows]
     return ["## Other benchmarks", "", _table(["benchmark", "median ms", "rounds"], table), ""]
@@ -569,6 +589,8 @@ def render(runs: list[Run], plots: dict[str, Path], out: Path, comparison: list[
         md += _service_section(by_kind["service"])
     if "training" in by_kind:
         md += _training_section(by_kind["training"])
+    if "training-reference" in by_kind:
+        md += _reference_training_section(by_kind["training-reference"])
     if "other" in by_kind:
         md += _other_section(by_kind["other"])
     if plots:
