@@ -9,7 +9,6 @@ machine's cores, as they do on a single-host deployment.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 import subprocess
@@ -48,8 +47,7 @@ def service(artifact_of: Callable[..., Path]) -> Iterator[dict[str, Any]]:
 
     art = artifact_of(MODEL)
     backend = _backend()
-    args = argparse.Namespace(artifact=art, backend=backend, queue_size=64, max_delay_ms=5.0, max_batch=None)
-    proc, url = loadtest._start_server(args)
+    proc, url = loadtest.start_server(art, backend, queue_size=64, max_delay_ms=5.0)
     try:
         health = httpx.get(url + "/health", timeout=30).json()
         size = 64

@@ -118,16 +118,20 @@ def _format(row: dict[str, Any]) -> str:
             f"p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms | mean batch {row['mean_batch']}")
 
 
-def _start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+def start_server(artifact: Path | None = None, backend: str = "auto", precision: str | None = None,
+                 queue_size: int = 64, max_delay_ms: float = 5.0, max_batch: int | None = None,
+                 ready_timeout_s: float = 120.0) -> tuple[subprocess.Popen, str]:
+    """Start `python -m infer serve` on a free 127.0.0.1 port; return the process and its URL once /health answers."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "infer", "-q", "serve", *([str(args.artifact)] if args.artifact else []),
-           "--port", str(port), "--backend", args.backend, "--queue-size", str(args.queue_size),
-           "--max-delay-ms", str(args.max_delay_ms), *(["--max-batch", str(args.max_batch)] if args.max_batch else [])]
+    cmd = [sys.executable, "-m", "infer", "-q", "serve", *([str(artifact)] if artifact else []),
+           "--port", str(port), "--backend", backend, *(["--precision", precision] if precision else []),
+           "--queue-size", str(queue_size), "--max-delay-ms", str(max_delay_ms),
+           *(["--max-batch", str(max_batch)] if max_batch else [])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                          os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the server exited with code {proc.returncode}: {' '.join(cmd)}")
@@ -138,7 +142,7 @@ def _start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
             pass
         time.sleep(0.2)
     proc.kill()
-    raise SystemExit("the server did not become ready in 120 s")
+    raise SystemExit(f"the server did not become ready in {ready_timeout_s:g} s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=1, help="generate: samples per request (default: 1)")
     p.add_argument("--image-size", type=int, default=64, help="translate: side of the test image (default: 64)")
     p.add_argument("--backend", default="auto", help="server backend when starting one (default: auto)")
+    p.add_argument("--precision", help="server --precision when starting one (default: the backend's)")
     p.add_argument("--max-batch", type=int, help="server --max-batch when starting one")
     p.add_argument("--max-delay-ms", type=float, default=5.0, help="server --max-delay-ms (default: 5)")
     p.add_argument("--queue-size", type=int, default=64, help="server --queue-size (default: 64)")
@@ -162,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     proc = None
     url = args.url
     if url is None:
-        proc, url = _start_server(args)
+        proc, url = start_server(args.artifact, args.backend, args.precision, args.queue_size, args.max_delay_ms,
+                                 args.max_batch)
     try:
         rows = asyncio.run(load_test(url.rstrip("/"), args.concurrency, args.requests, args.endpoint, args.n,
                                      args.image_size))

@@ -34,6 +34,7 @@ log = logging.getLogger("ganrt.train")
 
 KEEP_CHECKPOINTS = 3
 SAMPLE_COUNT = 64
+GRID_PAIRS = 16  # translators' sample grids: input|output pairs, 8 per row
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -211,6 +212,8 @@ class Trainer:
         was_training = gen.training
         gen.eval()
         feeds = [self.sample_feeds[s.name] for s in self.variant.inputs(self.cfg)]
+        if feeds[0].dim() == 4:  # translator: the first GRID_PAIRS inputs, each beside its output
+            feeds = [f[:GRID_PAIRS] for f in feeds]
         out = gen(*feeds).float()
         gen.train(was_training)
         spec = self.variant.output(self.cfg)
@@ -220,7 +223,7 @@ class Trainer:
                 self._reference_points = torch.stack([self.dataset[int(i)] for i in idx]).numpy()
             image = points_image(out.cpu().numpy(), self._reference_points)
         elif feeds[0].dim() == 4:  # translator: input and output side by side
-            pairs = torch.stack([feeds[0][:16], out[:16]], 1).flatten(0, 1)
+            pairs = torch.stack([feeds[0], out], 1).flatten(0, 1)
             image = grid(to_uint8(pairs), cols=8)
         else:
             image = grid(to_uint8(out))

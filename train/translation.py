@@ -15,10 +15,6 @@ from train.registry import TensorSpec
 
 log = logging.getLogger("ganrt.train")
 
-# Sample grids and evaluation use this many fixed test images.
-FIXED_INPUTS = 16
-
-
 def image_io(cfg: Any, name: str = "image") -> TensorSpec:
     """A fully convolutional image tensor: dynamic batch, height and width, values in [-1, 1]."""
     return TensorSpec(name, (None, cfg.channels, None, None), "float32", range=(-1.0, 1.0))
@@ -70,6 +66,6 @@ def fixed_inputs(cfg: Any, n: int, paired: bool) -> tuple[Tensor, Tensor | None]
 
 
 def translation_feeds(cfg: Any, n: int, paired: bool) -> dict[str, Tensor]:
-    """Feeds for sample grids and calibration: held-out input images."""
-    a, _ = fixed_inputs(cfg, min(n, FIXED_INPUTS), paired)
+    """Feeds for sample grids and export's calibration: up to n held-out input images."""
+    a, _ = fixed_inputs(cfg, n, paired)
     return {"image": a}
