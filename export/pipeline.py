@@ -40,10 +40,14 @@ log = logging.getLogger("ganrt.export")
 
 ONNX_FILES = {"fp32": "generator.onnx", "fp16": "generator.fp16.onnx", "int8": "generator.int8.onnx"}
 TIMING_CACHE = "timing.cache"
-# Real rows drawn from the variant: calibration first, validation (and parity) last. Held-out
-# image sets are small (16 images for the built-in translators): a quarter goes to validation.
+# Real rows drawn from the variant: calibration first, validation (and parity) last; a fifth
+# (at most VALIDATION_ROWS) goes to validation.
 CALIBRATION_ROWS = 256
 VALIDATION_ROWS = 64
+# Calibration statistics pool over pixels, and its cost grows with them: images are capped by a
+# pixel budget (all 320 rows at 64x64 or less, 160 at 128x128, 40 at 256x256, at least 16).
+CALIBRATION_PIXELS = 40 * 256 * 256
+MIN_REAL_ROWS = 16
 
 
 @dataclass
@@ -113,6 +117,14 @@ class StageLog:
 def model_entry(path: Path, **extra: Any) -> dict[str, Any]:
     """A manifest "models" entry: file, size, checksum and what else is known."""
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path), **extra}
+
+
+def real_rows_for(size: tuple[int, int] | None) -> int:
+    """How many real rows export draws for calibration + validation at this image size (None: no images)."""
+    total = CALIBRATION_ROWS + VALIDATION_ROWS
+    if size is None:
+        return total
+    return min(total, max(MIN_REAL_ROWS, CALIBRATION_PIXELS // (size[0] * size[1])))
 
 
 def resolve_size(requested: tuple[int, int] | None, inputs: list[TensorSpec], held_out: dict[str, np.ndarray],
@@ -226,10 +238,11 @@ class Exporter:
         self.outputs = onnx_output_specs(self.inputs, [variant.output(cfg)])
         self.size_multiple = int(getattr(src.generator, "size_multiple", 1))
         real = sample(variant, cfg, CALIBRATION_ROWS + VALIDATION_ROWS, seed=0)
-        n = rows(real)
-        n_val = min(VALIDATION_ROWS, max(1, n // 4))
-        self.calibration, self.validation = take(real, 0, n - n_val), take(real, n - n_val, n)
         self.size = resolve_size(opts.size, self.inputs, real, src)
+        real = take(real, 0, real_rows_for(self.size))
+        n = rows(real)
+        n_val = min(VALIDATION_ROWS, max(1, n // 5))
+        self.calibration, self.validation = take(real, 0, n - n_val), take(real, n - n_val, n)
         name = opts.name or (opts.out.name if opts.out else src.default_name)
         self.out = out = opts.out or opts.artifacts_root / name
         _prepare_dir(out, src)

@@ -245,6 +245,14 @@ def test_fp16_keeps_instance_norm_in_fp32_only_as_a_candidate(exported: dict[str
     assert set(fp16["candidates_psnr"]) == {"all-fp16", "norm-fp32"} and fp16["variant"] in fp16["candidates_psnr"]
 
 
+def test_calibration_rows_follow_a_pixel_budget() -> None:
+    from export.pipeline import real_rows_for
+
+    assert real_rows_for(None) == real_rows_for((32, 32)) == real_rows_for((64, 64)) == 320
+    assert real_rows_for((128, 128)) == 160 and real_rows_for((256, 256)) == 40
+    assert real_rows_for((2048, 2048)) == 16
+
+
 def _two_norms_sharing_parameters() -> onnx.ModelProto:
     from onnx import TensorProto, helper, numpy_helper
 
