@@ -1,4 +1,5 @@
-"""Training throughput: one full training step (D and G updates) of every variant at its quick preset.
+"""Training throughput: one full training step (D and G updates) of every variant at its quick preset
+(every preset with --bench-full).
 
 The step is the variant's own `TrainStep` built by the real `Trainer` (weight init, optimisers,
 AMP policy on CUDA); batches are drawn from the variant's built-in dataset beforehand and
@@ -93,15 +94,19 @@ def _measure_step(benchmark: Any, variant_name: str, cfg: Any, measuring: bool, 
     }
 
 
-@pytest.mark.parametrize("variant_name", registry.names())
-def test_training_step(benchmark: Any, variant_name: str, measuring: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("variant_name", "preset"),
+                         [(name, preset) for name in registry.names() for preset in registry.get(name).config.presets])
+def test_training_step(benchmark: Any, variant_name: str, preset: str, measuring: bool, full_matrix: bool,
+                       tmp_path: Path) -> None:
     from train import config as config_mod
 
+    if preset != PRESET and not (measuring and full_matrix):
+        pytest.skip(f"the {preset} preset is measured with --bench-full (the default runs the {PRESET} preset)")
     variant = registry.get(variant_name)
-    cfg = config_mod.resolve(variant.config, PRESET, None if measuring else {"batch_size": CHECK_BATCH})
-    benchmark.group = "training step (quick preset)"
+    cfg = config_mod.resolve(variant.config, preset, None if measuring else {"batch_size": CHECK_BATCH})
+    benchmark.group = f"training step ({preset} preset)"
     benchmark.extra_info.update({**_measure_step(benchmark, variant_name, cfg, measuring, tmp_path),
-                                 "model": f"{variant_name} ({PRESET})", "preset": PRESET})
+                                 "model": f"{variant_name} ({preset})", "preset": preset})
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

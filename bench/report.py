@@ -327,20 +327,28 @@ def _service_section(rows: list[Row]) -> list[str]:
                     "mean server batch", "server peak RSS MB"], table), ""]
 
 
+def _train_precision(amp: Any) -> str:
+    """The autocast dtype a training row ran with (older JSON stored only a flag)."""
+    if isinstance(amp, str):
+        return amp
+    return "autocast" if amp else "fp32"
+
+
 def _training_section(rows: list[Row]) -> list[str]:
     table = []
-    for r in sorted(rows, key=lambda r: (r.run, str(r.extra.get("variant")))):
+    for r in sorted(rows, key=lambda r: (r.run, str(r.extra.get("variant")), str(r.extra.get("preset")))):
         e = r.extra
         lat = r.latency_ms()
         params = e.get("parameters") or {}
-        table.append([e.get("variant"), e.get("device"), e.get("batch"), e.get("size") or "–", e.get("batches_per_step"),
+        table.append([e.get("variant"), e.get("preset") or "–", e.get("device"), _train_precision(e.get("amp")), e.get("batch"),
+                      e.get("size") or "–", e.get("batches_per_step"),
                       _ms(lat["p50"]), _ms(lat["p90"]), _fmt(e.get("images_per_s")), _fmt(e.get("steps_per_s")),
                       f"{sum(params.values()) / 1e6:.2f}" if params else "–",
                       _fmt((e.get("memory") or {}).get("peak_rss_mb"))])
-    return ["## Training throughput (quick presets)", "",
+    return ["## Training throughput", "",
             ("One training step (D and G updates of the variant's own `TrainStep`) with batches prefetched: data "
             "loading excluded. images/s counts every real image a step consumes."), "",
-            _table(["variant", "device", "batch", "size", "batches/step", "ms/step p50", "p90", "images/s",
+            _table(["variant", "preset", "device", "precision", "batch", "size", "batches/step", "ms/step p50", "p90", "images/s",
                     "steps/s", "params M (all nets)", "peak RSS MB"], table), ""]
 
 
