@@ -21,10 +21,17 @@ def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if not _cpu_has_fast_bf16():
         log.warning("bf16 autocast on a CPU without AVX512-BF16/AMX is emulated and slower than fp32: "
                     "drop --cpu-amp")
     return torch.bfloat16
+
+
+def _cpu_has_fast_bf16() -> bool:
+    try:  # oneDNN's own check (AVX512-BF16 or AMX); a private op, so absent means "unknown"
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
 
 
 class TrainStep:

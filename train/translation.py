@@ -15,6 +15,7 @@ from train.registry import TensorSpec
 
 log = logging.getLogger("ganrt.train")
 
+
 def image_io(cfg: Any, name: str = "image") -> TensorSpec:
     """A fully convolutional image tensor: dynamic batch, height and width, values in [-1, 1]."""
     return TensorSpec(name, (None, cfg.channels, None, None), "float32", range=(-1.0, 1.0))
