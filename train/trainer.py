@@ -162,7 +162,9 @@ class Trainer:
         # Different noise per rank, but reproducible; after restore so RNG state wins.
         if not resume:
             torch.manual_seed(cfg.seed + 7919 * self.dist.rank)
-        self.sample_feeds = variant.sample_feeds(cfg, SAMPLE_COUNT, torch.Generator().manual_seed(cfg.seed + 1))
+        translator = variant.inputs(cfg)[0].kind == "image"
+        self.sample_feeds = variant.sample_feeds(cfg, GRID_PAIRS if translator else SAMPLE_COUNT,
+                                                 torch.Generator().manual_seed(cfg.seed + 1))
         self.sample_feeds = to_device(self.sample_feeds, self.device)
         self._reference_points = None
 
@@ -212,8 +214,6 @@ class Trainer:
         was_training = gen.training
         gen.eval()
         feeds = [self.sample_feeds[s.name] for s in self.variant.inputs(self.cfg)]
-        if feeds[0].dim() == 4:  # translator: the first GRID_PAIRS inputs, each beside its output
-            feeds = [f[:GRID_PAIRS] for f in feeds]
         out = gen(*feeds).float()
         gen.train(was_training)
         spec = self.variant.output(self.cfg)
