@@ -208,6 +208,22 @@ def _size_sort(size: Any) -> int:
         return 0
 
 
+def _bar_label(r: Row) -> str:
+    """'cyclegan-256 256x256 b1 ort-cpu-int8': one bar of the throughput and parity plots."""
+    return f"{r.extra.get('model')} {r.extra.get('size') or ''} b{r.extra.get('batch')} {r.label}".replace("  ", " ")
+
+
+def _save_plot(fig: Any, stem: Path, suffix: str) -> Path:
+    """Write `fig` beside the report as <stem>-<suffix>.png and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = stem.parent / f"{stem.name}-{suffix}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _inference_sort_key(r: Row) -> tuple[Any, ...]:
     e = r.extra
     order = ["torch-fp32-eager", "torch-fp32-compile", "torch-bf16-eager", "torch-bf16-compile", "ort-cpu-fp32",
@@ -470,15 +486,10 @@ def make_plots(rows: list[Row], out: Path) -> dict[str, Path]:
             ax.legend(fontsize=7)
         for ax in list(axes.flat)[n:]:
             ax.axis("off")
-        fig.tight_layout()
-        path = stem.parent / f"{stem.name}-latency-vs-batch.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        made["Latency vs batch size per backend"] = path
+        made["Latency vs batch size per backend"] = _save_plot(fig, stem, "latency-vs-batch")
     # (2) throughput and (3) parity: one bar per row, grouped by model/size/batch
     ordered = sorted(inf, key=lambda r: (str(r.extra.get("model")),) + _inference_sort_key(r))
-    labels = [f"{r.extra.get('model')} {r.extra.get('size') or ''} b{r.extra.get('batch')} {r.label}".replace("  ", " ")
-              for r in ordered]
+    labels = [_bar_label(r) for r in ordered]
     colors = {"torch": "tab:red", "ort-cpu": "tab:blue", "ort-cuda": "tab:green", "ort-trt": "tab:purple", "trt": "tab:olive"}
     bar_colors = [colors.get(str(r.extra.get("backend")), "tab:gray") for r in ordered]
     height = max(3.0, 0.22 * len(ordered) + 1.2)
@@ -490,30 +501,21 @@ def make_plots(rows: list[Row], out: Path) -> dict[str, Path]:
     ax.set_xlabel("images/s (log scale; red torch, blue ONNX Runtime CPU)")
     ax.set_title("Inference throughput")
     ax.grid(True, axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
-    path = stem.parent / f"{stem.name}-throughput.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    made["Throughput"] = path
+    made["Throughput"] = _save_plot(fig, stem, "throughput")
     checked = [r for r in ordered if not r.extra.get("baseline") and (r.extra.get("parity") or {}).get("psnr") is not None]
     if checked:
         fig, ax = plt.subplots(figsize=(9, max(3.0, 0.22 * len(checked) + 1.2)))
         psnr = [min(PSNR_DISPLAY_CAP, r.extra["parity"]["psnr"]) for r in checked]
         ok = [(r.extra.get("parity") or {}).get("pass") for r in checked]
         ax.barh(range(len(checked)), psnr, color=["tab:green" if p else "tab:red" for p in ok])
-        ax.set_yticks(range(len(checked)), [f"{r.extra.get('model')} {r.extra.get('size') or ''} b{r.extra.get('batch')} "
-                                            f"{r.label}".replace("  ", " ") for r in checked], fontsize=7)
+        ax.set_yticks(range(len(checked)), [_bar_label(r) for r in checked], fontsize=7)
         ax.invert_yaxis()
         for floor, what, style in ((30, "int8 floor 30 dB", ":"), (35, "bf16 floor 35 dB", "-."), (40, "fp16 floor 40 dB", "--")):
             ax.axvline(floor, color="k", ls=style, lw=0.8, label=what)
         ax.legend(fontsize=7, loc="lower right")
         ax.set_xlabel(f"PSNR vs torch eager fp32 (dB, capped at {PSNR_DISPLAY_CAP:g}; red = outside its gate)")
         ax.set_title("Parity against the PyTorch eager fp32 model")
-        fig.tight_layout()
-        path = stem.parent / f"{stem.name}-parity.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        made["Parity"] = path
+        made["Parity"] = _save_plot(fig, stem, "parity")
     return made
 
 
