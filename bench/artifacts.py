@@ -2,7 +2,7 @@
 
 Paper-size models get DCGAN-style random weights (train.nets.init.init_weights, seed 0): speed
 does not depend on the weights, and parity is measured against the same weights in torch.
-The shipped CycleGAN (models/cyclegan-photo2sketch/generator.safetensors) is used as trained
+The shipped CycleGAN (ganrt/models/cyclegan-photo2sketch/generator.safetensors) is used as trained
 when it exists; until then its quick-preset architecture with random weights stands in, and
 every benchmark of it says so in extra_info ("weights").
 
@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ganrt.locations import shipped_generator
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE_ROOT = Path(os.environ.get("GANRT_BENCH_CACHE", REPO / ".benchmarks" / "artifacts"))
-SHIPPED_GENERATOR = REPO / "models" / "cyclegan-photo2sketch" / "generator.safetensors"
+SHIPPED_GENERATOR = shipped_generator()
 # Every artifact covers batches 1..32 (TensorRT profiles; the API's max batch).
 EXPORT_BATCH = (1, 1, 32)
 INIT_NOTE = "random init: N(0, 0.02) conv/linear weights, N(1, 0.02) norm scales, seed 0 (train.nets.init)"
@@ -54,7 +56,8 @@ class ModelSpec:
 
     def config(self) -> Any:
         """The resolved variant config (the shipped file's own config when it exists)."""
-        from train import config, registry
+        from ganrt import config
+        from train import registry
 
         variant = registry.get(self.variant)
         if self.shipped and SHIPPED_GENERATOR.is_file():
@@ -91,27 +94,27 @@ def _digest(obj: Any) -> str:
 
 
 def _code_digest() -> str:
-    """Hash of the code that shapes an artifact (export, the comparator, the registry's nets/variants)."""
+    """Hash of the code that shapes an artifact (the core, export, the registry's nets/variants)."""
     h = hashlib.sha256()
-    for folder in ("export", "train/nets", "train/variants"):
+    for folder in ("ganrt", "export", "train/nets", "train/variants"):
         for path in sorted((REPO / folder).glob("*.py")):
             if path.name in ("cli.py", "__main__.py"):  # the command line does not change what is written
                 continue
             h.update(path.name.encode())
             h.update(path.read_bytes())
-    h.update((REPO / "infer" / "compare.py").read_bytes())
     return h.hexdigest()
 
 
 def _source(spec: ModelSpec, cache_root: Path) -> tuple[Path, str]:
     """(generator.safetensors path, its sha256): the shipped file, or a random-init file made once."""
-    from export.source import sha256_of
+    from export.provenance import sha256_of
 
     if spec.shipped and SHIPPED_GENERATOR.is_file():
         return SHIPPED_GENERATOR, sha256_of(SHIPPED_GENERATOR)
     import torch
 
-    from train import checkpoint, config, registry
+    from ganrt import config
+    from train import checkpoint, registry
     from train.nets.init import init_weights
 
     cfg = spec.config()
@@ -129,8 +132,8 @@ def _source(spec: ModelSpec, cache_root: Path) -> tuple[Path, str]:
 
 def artifact_dir(spec: ModelSpec, cache_root: Path = CACHE_ROOT, trt: bool = False) -> Path:
     """The cached artifact of `spec` (exported now if missing); `trt` adds a TensorRT fp16 engine (GPU)."""
-    from export.manifest import tool_versions
     from export.pipeline import ExportOptions, run_export
+    from export.provenance import tool_versions
 
     source, sha = _source(spec, cache_root)
     options = {"batch": EXPORT_BATCH, "precisions": "fp32" if trt else "fp32,fp16,int8", "trt": trt,
@@ -149,7 +152,7 @@ def artifact_dir(spec: ModelSpec, cache_root: Path = CACHE_ROOT, trt: bool = Fal
     (partial / "bench.json").write_text(json.dumps({"model": spec.key, "weights": spec.weights_note(),
                                                     "export_seconds": round(time.perf_counter() - t0, 1),
                                                     "stages": {k: round(v, 1) for k, v in result.stages},
-                                                    "status": manifest["status"]}, indent=1))
+                                                    "status": manifest.status}, indent=1))
     try:
         partial.rename(out)
     except OSError:  # another session finished the same export first: use theirs

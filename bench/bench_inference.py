@@ -22,6 +22,7 @@ from bench.cases import Case, check_skip_reason, default_cases, full_cases
 from bench.conftest import is_measuring
 from bench.macs import CONVENTION, count_macs
 from bench.measure import MemoryWatch, machine_summary, time_calls
+from ganrt.targets import gate_of, target
 
 TIMING_NOTE = ("wall clock (time.perf_counter, pytest-benchmark) around runner.infer(numpy feeds) -> numpy outputs, "
                "from outside the runner: feed validation included; on GPUs host<->device copies included and "
@@ -85,11 +86,11 @@ def _real_feeds(artifact: Any, batch: int, size: int | None) -> dict[str, np.nda
     import torch
 
     from export.feeds import at_size, batch_of
-    from train import config as config_mod
+    from ganrt import config as config_mod
     from train import registry
 
     variant = registry.get(artifact.variant)
-    cfg = config_mod.from_dict(variant.config, artifact.config)
+    cfg = config_mod.from_dict(variant.config, artifact.manifest.config)
     if variant.eval_pairs is not None:  # image-to-image: the training split (export calibrates on held-out rows)
         dataset = variant.dataset(cfg)
         name = artifact.inputs[0].name
@@ -102,8 +103,8 @@ def _real_feeds(artifact: Any, batch: int, size: int | None) -> dict[str, np.nda
 @pytest.fixture(scope="session")
 def model_io(artifact_of: Callable[..., Path]) -> Callable[[str, int, int | None], ModelIO]:
     """(model, batch, size) -> ModelIO, computed once per session."""
-    from infer.artifact import Artifact
-    from infer.compare import value_range_of
+    from ganrt.artifact import Artifact
+    from ganrt.compare import value_range_of
     from infer.runners import open_runner
     from infer.runners.torch_runner import generator_loader
 
@@ -119,10 +120,10 @@ def model_io(artifact_of: Callable[..., Path]) -> Callable[[str, int, int | None
             feeds = _real_feeds(art, batch, size)
             with open_runner(art, "torch", "fp32") as reference_runner:
                 reference = reference_runner.infer(feeds)
-            peaks = (art.parity.get("fp32") or {}).get("psnr_peak") or {}
+            peaks = (art.manifest.parity.get(target("ort-cpu", "fp32").key) or {}).get("psnr_peak") or {}
             ranges = {s.name: float(peaks.get(s.name) or value_range_of(s.range, reference[s.name])) for s in art.outputs}
             if (model, size) not in macs:
-                generator = generator_loader(art.variant, art.config, art.generator_path)()
+                generator = generator_loader(art.variant, art.manifest.config, art.generator_path)()
                 one = {k: torch.from_numpy(v[:1]) for k, v in feeds.items()}
                 macs[(model, size)] = count_macs(generator, *(one[s.name] for s in art.inputs)).to_json()
             cache[key] = ModelIO(MODELS[model], art, feeds, reference, ranges, macs[(model, size)])
@@ -136,12 +137,10 @@ _BASELINE_S: dict[str, float] = {}
 
 
 def _tolerance(case: Case, precision: str) -> Any:
-    from infer.compare import tolerance
-
     if case.config.backend == "torch" and case.config.device == "cuda" and precision == "fp32":
         # The table has no torch-on-CUDA row; cuDNN runs fp32 convolutions in TF32 like ORT's CUDA EP.
-        return tolerance("ort-cuda", "fp32")
-    return tolerance(case.config.backend, precision)
+        return target("ort-cuda", "fp32").tolerance
+    return target(case.config.backend, precision).tolerance
 
 
 def _backend_versions(backend: str) -> dict[str, Any]:
@@ -153,9 +152,8 @@ def _backend_versions(backend: str) -> dict[str, Any]:
 
 def test_inference(benchmark: Any, case: Case, model_io: Callable[..., ModelIO], artifact_of: Callable[..., Path],
                    peaks: dict[str, Any], measuring: bool, request: pytest.FixtureRequest) -> None:
-    from export.parity import worst_of
-    from infer.artifact import Artifact
-    from infer.compare import compare
+    from ganrt.artifact import Artifact
+    from ganrt.compare import compare, worst_of
     from infer.runners import BackendUnavailable, open_runner
 
     load_start = machine.load_average()
@@ -190,6 +188,7 @@ def test_inference(benchmark: Any, case: Case, model_io: Callable[..., ModelIO],
                            for name, span in io.ranges.items()]
             timing = time_calls(benchmark, lambda: runner.infer(io.feeds), sync=sync)
     precision = runner.precision
+    export_parity = art.manifest.parity.get(gate_of(target(config.backend, precision).model).key) or {}
     worst = worst_of(comparisons)  # largest max-abs, lowest PSNR over the outputs
     gate = _tolerance(case, precision)
     passed = all(gate.passes(c) for c in comparisons)
@@ -228,12 +227,10 @@ def test_inference(benchmark: Any, case: Case, model_io: Callable[..., ModelIO],
         "versions": _backend_versions(config.backend),
         "machine": machine_summary(),
         "load_average": [load_start, machine.load_average()], "contention": timing.contention,
-        "artifact": {"name": art.name, "dir": art.root.name, "status": art.status,
-                     "export_parity": (art.parity.get("trt" if config.backend == "trt" else precision) or {}).get("worst"),
-                     "export_pass": (art.parity.get("trt" if config.backend == "trt" else precision) or {}).get("pass"),
+        "artifact": {"name": art.name, "dir": art.root.name, "status": art.manifest.status,
+                     "export_parity": export_parity.get("worst"), "export_pass": export_parity.get("pass"),
                      "export_seconds": export_info(art.root).get("export_seconds")},
     })
-    export_parity = art.parity.get("trt" if config.backend == "trt" else precision) or {}
     if not passed and export_parity.get("pass") is False and config.backend in ("ort-cpu", "trt"):
         # The artifact's own export gate already failed for this model file (its manifest says so, status
         # "failed"): the benchmark confirms it and records the figures; a failure export did not see stays red.

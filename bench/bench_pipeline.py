@@ -81,8 +81,9 @@ def test_video_pipeline(benchmark: Any, pipeline_model: str, pipeline_size: int 
                         artifact_of: Callable[..., Path], measuring: bool, tmp_path_factory: pytest.TempPathFactory) -> None:
     import cv2
 
+    from ganrt.compare import compare
+    from ganrt.targets import target
     from infer.api import load
-    from infer.compare import compare, tolerance
     from infer.webcam import run_pipeline
 
     load_start = machine.load_average()
@@ -114,7 +115,7 @@ def test_video_pipeline(benchmark: Any, pipeline_model: str, pipeline_size: int 
     stats = runs[-1]
     summary = stats.summary()
     comparison = compare(expected.astype(np.float64), ours.astype(np.float64), value_range=255.0)
-    gate = tolerance(cfg.backend, model.runner.precision)
+    gate = target(cfg.backend, model.runner.precision).tolerance
     # uint8 output: fp32 must agree to one grey level (rounding), other precisions meet their PSNR floor.
     passed = comparison.max_abs <= 1.0 if gate.max_abs is not None else comparison.psnr >= (gate.psnr_min or 0)
     wall = timing.seconds[-1]

@@ -40,9 +40,9 @@ def service(artifact_of: Callable[..., Path]) -> Iterator[dict[str, Any]]:
     """A running server on the shipped model, and the parity of one of its answers."""
     import httpx
 
+    from ganrt.compare import compare
     from infer import loadtest
     from infer.api import load
-    from infer.compare import compare
     from infer.prepost import decode_image, encode_png
 
     art = artifact_of(MODEL)

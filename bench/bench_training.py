@@ -98,7 +98,7 @@ def _measure_step(benchmark: Any, variant_name: str, cfg: Any, measuring: bool, 
                          [(name, preset) for name in registry.names() for preset in registry.get(name).config.presets])
 def test_training_step(benchmark: Any, variant_name: str, preset: str, measuring: bool, full_matrix: bool,
                        tmp_path: Path) -> None:
-    from train import config as config_mod
+    from ganrt import config as config_mod
 
     if preset != PRESET and not (measuring and full_matrix):
         pytest.skip(f"the {preset} preset is measured with --bench-full (the default runs the {PRESET} preset)")
@@ -111,7 +111,7 @@ def test_training_step(benchmark: Any, variant_name: str, preset: str, measuring
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_cyclegan_step_at_reference_settings(benchmark: Any, precision: str, measuring: bool, tmp_path: Path) -> None:
-    from train import config as config_mod
+    from ganrt import config as config_mod
 
     if not measuring:
         pytest.skip("a 128x128 CycleGAN step takes seconds on a CPU: measured under --benchmark-only")

@@ -238,7 +238,7 @@ def _inference_section(rows: list[Row], ups: dict[str, float | None], multi_run:
            ("Latency per call (`runner.infer(numpy feeds)`, timed from outside the runner); images/s = batch / p50; "
            "speed-up = the eager fp32 row's p50 / this row's p50, same run, model, size and batch. Parity: max-abs "
            "and PSNR against the PyTorch eager fp32 model on the same feeds, checked against the tolerance table "
-           "(`infer.compare.TOLERANCES`, the export gates). GFLOP/s = 2 x MACs / p50 (ConvTranspose on the input "
+           "(`ganrt.targets`, the export gates). GFLOP/s = 2 x MACs / p50 (ConvTranspose on the input "
            "grid); % of peak against the fp32 peak measured in the same session, and against the row's own "
            "precision's peak (bf16 conv, int8 `torch._int_mm`)."), ""]
     models: dict[str, list[Row]] = {}

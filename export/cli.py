@@ -16,10 +16,11 @@ from export.int8 import CALIBRATION_METHODS
 from export.onnx_fp32 import DEFAULT_OPSET, MIN_OPSET
 from export.parity import ParityReport
 from export.pipeline import ExportOptions, ExportResult, run_export
-from export.source import DEFAULT_GENERATOR, GENERATOR_FILE, latest_run_generator
-from infer.artifact import MANIFEST
+from export.source import DEFAULT_GENERATOR, latest_run_generator
+from ganrt.artifact import GENERATOR_FILE, MANIFEST
+from ganrt.errors import UsageError
+from ganrt.targets import REFERENCE, gate_of
 from train import registry
-from train.errors import UsageError
 
 log = logging.getLogger("ganrt.export")
 
@@ -111,12 +112,12 @@ def summary_table(result: ExportResult) -> str:
     manifest, out = result.manifest, result.out_dir
     rows = [("file", "MB", "checked on", "worst max-abs", "worst PSNR", "gate", "result")]
     gen = out / GENERATOR_FILE
-    torch_report = result.reports.get("torch")
-    rows.append(_row(gen.name, gen.stat().st_size, torch_report))
-    for key, entry in manifest["models"].items():
-        rows.append(_row(entry["file"], entry["bytes"], result.reports.get(key)))
+    rows.append(_row(gen.name, gen.stat().st_size, result.reports.get(REFERENCE.key)))
+    for fmt, entries in manifest.models.items():
+        for precision, entry in entries.items():
+            rows.append(_row(entry["file"], entry["bytes"], result.reports.get(gate_of((fmt, precision)).key)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [f"artifact {out}  (status: {manifest['status']})"]
+    lines = [f"artifact {out}  (status: {manifest.status})"]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
     lines.append("stages: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.stages)
                  + f"; total {sum(s for _, s in result.stages):.1f}s")

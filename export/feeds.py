@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from train.registry import TensorSpec, Variant
+from ganrt.signature import TensorSpec
+from train.registry import Variant
 
 
 def image_inputs(specs: list[TensorSpec]) -> list[TensorSpec]:

@@ -11,8 +11,8 @@ import onnx
 import torch
 from torch import nn
 
-from train.errors import UsageError
-from train.registry import TensorSpec
+from ganrt.errors import UsageError
+from ganrt.signature import TensorSpec
 
 log = logging.getLogger("ganrt.export")
 

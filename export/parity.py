@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 
 from export.feeds import Case, case_feeds
-from infer.compare import Comparison, Tolerance, compare, value_range_of
+from ganrt.compare import Comparison, Tolerance, compare_outputs, value_range_of, worst_of
+from ganrt.signature import TensorSpec
 from infer.runners.base import Runner
 from infer.runners.onnxrt import OrtRunner, session_loader
-from train.registry import TensorSpec
 
 
 def ort_cpu_runner(model: Path, inputs: list[TensorSpec], outputs: list[TensorSpec], precision: str,
@@ -19,20 +19,6 @@ def ort_cpu_runner(model: Path, inputs: list[TensorSpec], outputs: list[TensorSp
     """An inactive ort-cpu runner for a model file (candidates that are not in an artifact yet)."""
     return OrtRunner(session_loader(model, "ort-cpu"), inputs, outputs, backend="ort-cpu", precision=precision,
                      size_multiple=size_multiple)
-
-
-def worst_of(comparisons: list[Comparison]) -> Comparison:
-    """The worst figures over several comparisons (several outputs, or several cases)."""
-    worst = max(comparisons, key=lambda c: c.max_abs)
-    return Comparison(max_abs=worst.max_abs, mean_abs=max(c.mean_abs for c in comparisons),
-                      psnr=min(c.psnr for c in comparisons), mismatches=sum(c.mismatches for c in comparisons),
-                      size=sum(c.size for c in comparisons), worst_index=worst.worst_index)
-
-
-def compare_outputs(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
-                    ranges: dict[str, float]) -> Comparison:
-    """Worst comparison over a model's outputs, PSNR peaks from `ranges` (output name -> value range)."""
-    return worst_of([compare(reference[name], candidate[name], value_range=span) for name, span in ranges.items()])
 
 
 @dataclass

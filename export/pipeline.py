@@ -20,25 +20,34 @@ import torch
 from export import fp16 as fp16_mod
 from export import int8 as int8_mod
 from export import tensorrt_build, triton
-from export.feeds import (Case, at_size, batch_of, has_dynamic_size, image_inputs, parity_cases, rows, sample,
-                          second_size, take)
-from export.manifest import image_info, new_manifest, write_manifest
+from export.feeds import (
+    Case,
+    at_size,
+    batch_of,
+    has_dynamic_size,
+    image_inputs,
+    parity_cases,
+    rows,
+    sample,
+    second_size,
+    take,
+)
 from export.onnx_fp32 import DEFAULT_OPSET, MIN_OPSET, export_fp32, onnx_output_specs, simplify
 from export.parity import CaseSet, ParityReport, measure, ort_cpu_runner
-from export.source import DEFAULT_GENERATOR, GENERATOR_FILE, Source, resolve_source, sha256_of
-from infer.artifact import MANIFEST, Artifact
-from infer.compare import Tolerance, tolerance
+from export.provenance import model_entry, tool_versions
+from export.source import DEFAULT_GENERATOR, Source, resolve_source
+from ganrt import config as config_mod
+from ganrt.artifact import GENERATOR_FILE, MANIFEST, ONNX_FILES, Artifact, BatchRange, ImageFormat, Manifest
+from ganrt.atomic import atomic_write
+from ganrt.errors import BackendUnavailable, UsageError
+from ganrt.signature import TensorSpec
+from ganrt.targets import ONNX, REFERENCE, TENSORRT, Target, target
 from infer.runners import open_runner
-from infer.runners.base import BackendUnavailable
 from infer.runners.torch_runner import TorchRunner
 from train import checkpoint as ckpt
-from train import config as config_mod
-from train.errors import UsageError
-from train.registry import TensorSpec
 
 log = logging.getLogger("ganrt.export")
 
-ONNX_FILES = {"fp32": "generator.onnx", "fp16": "generator.fp16.onnx", "int8": "generator.int8.onnx"}
 TIMING_CACHE = "timing.cache"
 # Real rows drawn from the variant: calibration first, validation (and parity) last; a fifth
 # (at most VALIDATION_ROWS) goes to validation.
@@ -85,7 +94,7 @@ class ExportResult:
     """What an export wrote and measured."""
 
     out_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     reports: dict[str, ParityReport]
     stages: list[tuple[str, float]]
     trt_missing: list[str] = field(default_factory=list)
@@ -93,7 +102,7 @@ class ExportResult:
     @property
     def exit_code(self) -> int:
         """1 when a parity gate failed, 2 when --trt could not run here, else 0."""
-        if self.manifest["status"] != "ok":
+        if self.manifest.status != "ok":
             return 1
         return 2 if self.trt_missing else 0
 
@@ -112,11 +121,6 @@ class StageLog:
         yield
         self.times.append((name, time.perf_counter() - start))
         log.info("      %s: %.1f s", name, self.times[-1][1])
-
-
-def model_entry(path: Path, **extra: Any) -> dict[str, Any]:
-    """A manifest "models" entry: file, size, checksum and what else is known."""
-    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path), **extra}
 
 
 def real_rows_for(size: tuple[int, int] | None) -> int:
@@ -177,7 +181,7 @@ def _prepare_dir(out: Path, source: Source) -> None:
     target = out / GENERATOR_FILE
     if source.is_generator_file:
         if not (target.exists() and target.resolve() == source.weights.resolve()):
-            ckpt.atomic_write(target, lambda p: shutil.copyfile(source.weights, p))
+            atomic_write(target, lambda p: shutil.copyfile(source.weights, p))
     else:
         ckpt.save_generator(target, source.generator, source.variant.name, config_mod.to_dict(source.config), source.step)
 
@@ -220,11 +224,10 @@ class Exporter:
         with self.stage("Triton repository"):
             self._triton()
         with self.stage("manifest"):
-            failed = [p for p, r in self.reports.items() if not r.passed]
-            self.manifest["status"] = "failed" if failed else "ok"
-            order = ["torch", "fp32", "fp16", "int8", "trt"]
-            self.manifest["parity"] = {p: self.reports[p].to_json() for p in order if p in self.reports}
-            write_manifest(self.out, self.manifest)
+            failed = [k for k, r in self.reports.items() if not r.passed]
+            self.manifest.status = "failed" if failed else "ok"
+            self.manifest.parity = {k: r.to_json() for k, r in self.reports.items()}
+            self.manifest.save(self.out)
         self.reference.close()
         return ExportResult(self.out, self.manifest, self.reports, self.stage.times, self.trt_missing)
 
@@ -246,9 +249,11 @@ class Exporter:
         self.out = out = opts.out or opts.artifacts_root / name
         _prepare_dir(out, src)
         source_info = {"file": GENERATOR_FILE, "sha256": src.sha256, "step": src.step, "from": str(src.weights)}
-        image = image_info(self.inputs, self.outputs, self.size, self.size_multiple, has_dynamic_size(self.inputs))
-        self.manifest = new_manifest(name, variant.name, config_mod.to_dict(cfg), source_info, self.inputs,
-                                     self.outputs, image, opts.batch)
+        image = ImageFormat.describe(self.inputs + self.outputs, self.size, self.size_multiple,
+                                     has_dynamic_size(self.inputs))
+        self.manifest = Manifest(name=name, variant=variant.name, config=config_mod.to_dict(cfg),
+                                 inputs=self.inputs, outputs=self.outputs, batch=BatchRange(*opts.batch), image=image,
+                                 source=source_info, versions=tool_versions())
         # The reference for every parity figure: the loaded generator itself, eval mode, fp32.
         generator = src.generator.eval()
         self.reference = TorchRunner(lambda: generator, self.inputs, self.outputs,
@@ -267,7 +272,7 @@ class Exporter:
         other = second_size(self.size, self.size_multiple) if self.size and has_dynamic_size(self.inputs) else self.size
         checks = CaseSet.build([Case(1, self.size), Case(5, self.size), Case(5, other)], self.validation,
                                self.inputs, self.outputs, self.reference, self.ranges)
-        gate = tolerance("ort-cpu", "fp32")
+        gate = target("ort-cpu", "fp32").tolerance
         final = out / ONNX_FILES["fp32"]
         simplified, note = False, ""
         try:
@@ -294,14 +299,14 @@ class Exporter:
             _replace(raw_path, final)
         raw_path.unlink(missing_ok=True)
         kept = onnx.load(str(final), load_external_data=False)
-        self.manifest["models"]["fp32"] = model_entry(
+        self.manifest.set_model(ONNX, "fp32", model_entry(
             final, opset=opts.opset, simplified=simplified, nodes=len(kept.graph.node),
-            **({"note": note} if note else {}))
+            **({"note": note} if note else {})))
         self.fp32_model = kept
 
     def _fp16(self) -> None:
         out = self.out
-        gate = tolerance("ort-cpu", "fp16")
+        gate = target("ort-cpu", "fp16").tolerance
         measured: dict[str, float] = {}
         paths: dict[str, Path] = {}
         for name, keep_fp32 in fp16_mod.candidates(self.fp32_model).items():
@@ -318,12 +323,13 @@ class Exporter:
         for other in paths.values():
             other.unlink()
         keep = fp16_mod.candidates(self.fp32_model)[chosen]
-        self.manifest["models"]["fp16"] = model_entry(final, variant=chosen, fp32_ops=list(keep), io="float32",
-                                                      candidates_psnr={k: round(v, 2) for k, v in measured.items()})
+        self.manifest.set_model(ONNX, "fp16", model_entry(
+            final, variant=chosen, fp32_ops=list(keep), io="float32",
+            candidates_psnr={k: round(v, 2) for k, v in measured.items()}))
 
     def _int8(self) -> None:
         opts, out = self.opts, self.out
-        gate = tolerance("ort-cpu", "int8")
+        gate = target("ort-cpu", "int8").tolerance
         calibration = at_size(self.calibration, self.inputs, self.size)
         one = take(calibration, 0, 1)
         per_row = int8_mod.activation_bytes_per_row(self.src.generator, one, [s.name for s in self.inputs])
@@ -352,10 +358,10 @@ class Exporter:
         for method in search:
             (out / f"generator.int8.{method}.onnx").unlink(missing_ok=True)
         pre.unlink(missing_ok=True)
-        self.manifest["models"]["int8"] = model_entry(
+        self.manifest.set_model(ONNX, "int8", model_entry(
             final, format="QDQ", weights="int8 per-channel", activations="int8", io="float32", calibration=best,
             calibration_search=search, calibration_rows=rows(calibration), validation_rows=rows(self.validation),
-            preprocessed=preprocessed)
+            preprocessed=preprocessed))
 
     def _tensorrt(self) -> None:
         self.trt_missing = tensorrt_build.missing_requirements()
@@ -371,30 +377,30 @@ class Exporter:
         cases = [c for c in parity_cases(self.inputs, self.size, self.size_multiple) if lo <= c.batch <= hi
                  and c.size == self.size]
         case_set = CaseSet.build(cases, self.validation, self.inputs, self.outputs, self.reference, self.ranges)
-        gate = tolerance("trt", precision)
+        engine_target = target("trt", precision)
         has_norms = "norm-fp32" in fp16_mod.candidates(self.fp32_model)
         for fp32_norm in (False, True):
             entry = tensorrt_build.build_engine(onnx_model, plan, self.out / TIMING_CACHE, precision=precision,
                                                 shapes=shapes, fp32_norm=fp32_norm)
-            report = self._measure_engine(plan, entry, case_set, gate)
+            report = self._measure_engine(plan, entry, case_set, engine_target)
             # A gate miss in fp16 is InstanceNorm's classic failure: retry with norm layers pinned to fp32.
             if report is None or report.passed or fp32_norm or not has_norms:
                 break
             log.warning("      engine PSNR %.1f dB < %s: rebuilding with normalization layers in fp32",
-                        report.worst.psnr, gate.to_json())
-        self.manifest["models"]["trt"] = {**model_entry(plan), **entry}
+                        report.worst.psnr, engine_target.tolerance.to_json())
+        self.manifest.set_model(TENSORRT, precision, {**model_entry(plan), **entry})
         if report is not None:
-            self.reports["trt"] = report
+            self.reports[engine_target.key] = report
 
     def _measure_engine(self, plan: Path, entry: dict[str, Any], case_set: CaseSet,
-                        gate: Tolerance) -> ParityReport | None:
+                        engine_target: Target) -> ParityReport | None:
         from infer.runners.tensorrt_runner import TrtRunner, engine_loader
 
         runner = TrtRunner(engine_loader(plan, entry, str(self.out)), self.inputs, self.outputs,
                            precision=entry["precision"], size_multiple=self.size_multiple)
         try:
             with runner:
-                return measure(runner, case_set, gate)
+                return measure(runner, case_set, engine_target.tolerance)
         except BackendUnavailable as e:
             log.warning("      engine built but not measured: %s", e)
             entry["parity_note"] = f"not measured: {e}"
@@ -415,23 +421,26 @@ class Exporter:
     def _parity(self) -> None:
         # Write the manifest so far and read it back as consumers will: the torch runner rebuilds
         # the generator from the artifact's own files, the ort-cpu runner opens each model.
-        write_manifest(self.out, self.manifest)
+        self.manifest.save(self.out)
         art = Artifact.load(self.out)
         case_set = CaseSet.build(parity_cases(self.inputs, self.size, self.size_multiple), self.validation,
                                  self.inputs, self.outputs, self.reference, self.ranges)
-        candidates = [("torch", "fp32")] + [("ort-cpu", p) for p in self.opts.onnx_precisions()]
-        for backend, precision in candidates:
-            with open_runner(art, backend, precision) as runner:
-                report = measure(runner, case_set, tolerance(backend, precision))
-            self.reports["torch" if backend == "torch" else precision] = report
-            log.info("      %-8s %-5s worst max-abs %.3g, PSNR %.1f dB: %s", backend, precision, report.worst.max_abs,
-                     report.worst.psnr, "pass" if report.passed else f"FAIL (gate {report.gate.to_json()})")
+        candidates = [REFERENCE] + [target("ort-cpu", p) for p in self.opts.onnx_precisions()]
+        for tgt in candidates:
+            with open_runner(art, tgt.backend, tgt.precision) as runner:
+                report = measure(runner, case_set, tgt.tolerance)
+            self.reports[tgt.key] = report
+            log.info("      %-8s %-5s worst max-abs %.3g, PSNR %.1f dB: %s", tgt.backend, tgt.precision,
+                     report.worst.max_abs, report.worst.psnr,
+                     "pass" if report.passed else f"FAIL (gate {report.gate.to_json()})")
 
     def _triton(self) -> None:
-        models = {p: self.out / e["file"] for p, e in self.manifest["models"].items()}
-        triton.write_repository(self.out / "triton", self.manifest["name"], models, self.inputs, self.outputs,
-                                self.opts.batch[2])
-        self.manifest["triton"] = {"repository": "triton", "models": [f"{self.manifest['name']}_{p}" for p in models]}
+        # Triton model names: <name>_<precision> for ONNX models, <name>_trt for the engine.
+        models = {("trt" if fmt == TENSORRT else precision): self.out / entry["file"]
+                  for fmt, entries in self.manifest.models.items() for precision, entry in entries.items()}
+        name = self.manifest.name
+        triton.write_repository(self.out / "triton", name, models, self.inputs, self.outputs, self.opts.batch[2])
+        self.manifest.triton = {"repository": "triton", "models": [f"{name}_{p}" for p in models]}
 
 
 def run_export(opts: ExportOptions) -> ExportResult:

@@ -1,7 +1,6 @@
 """Where the generator to export comes from: a run, a generator file, a run checkpoint or an artifact."""
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,18 +8,19 @@ from typing import Any
 
 from torch import nn
 
-from infer.artifact import MANIFEST, resolve_dir
+from export.provenance import sha256_of
+from ganrt import config as config_mod
+from ganrt.artifact import GENERATOR_FILE, MANIFEST, resolve_dir
+from ganrt.errors import CheckpointError, UsageError
+from ganrt.locations import shipped_generator
 from train import checkpoint as ckpt
-from train import config as config_mod
 from train import registry
-from train.errors import CheckpointError, UsageError
 from train.eval import load_generator, load_run
 
 log = logging.getLogger("ganrt.export")
 
-GENERATOR_FILE = "generator.safetensors"
 # Shipped with the project (another stage trains it); the fallback when there is no run.
-DEFAULT_GENERATOR = Path("models/cyclegan-photo2sketch") / GENERATOR_FILE
+DEFAULT_GENERATOR = shipped_generator()
 
 
 @dataclass
@@ -40,15 +40,6 @@ class Source:
     def describe(self) -> str:
         """One line for the log."""
         return f"{self.variant.name} step {self.step} from {self.weights}"
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def latest_run_generator(runs_root: Path) -> Path | None:

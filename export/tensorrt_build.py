@@ -11,8 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ganrt.atomic import atomic_write
 from infer.runners.devices import cuda_device_count, gpu_info, gpu_slug
-from train.checkpoint import atomic_write
 
 log = logging.getLogger("ganrt.export")
 

@@ -10,8 +10,8 @@ import os
 import shutil
 from pathlib import Path
 
-from train.checkpoint import atomic_write_text
-from train.registry import TensorSpec
+from ganrt.atomic import atomic_write_text
+from ganrt.signature import TensorSpec
 
 TRITON_DTYPE = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
                 "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL"}

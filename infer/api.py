@@ -17,7 +17,9 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from infer.prepost import InputError, Plan, Processor, check_image
+from ganrt.artifact import Artifact, Manifest
+from ganrt.errors import InputError
+from infer.prepost import Plan, Processor, check_image
 
 log = logging.getLogger("ganrt.infer")
 
@@ -35,7 +37,7 @@ class RunnerLike(Protocol):
 class Generator:
     """A loaded generator: a runner plus the manifest's pre/post-processing."""
 
-    def __init__(self, runner: RunnerLike, manifest: dict[str, Any], path: Path | None = None,
+    def __init__(self, runner: RunnerLike, manifest: Manifest, path: Path | None = None,
                  max_batch: int | None = None):
         """Wrap an open runner; `max_batch` caps the batch (default: the manifest's batch.max)."""
         self.runner = runner
@@ -60,12 +62,12 @@ class Generator:
     @property
     def name(self) -> str:
         """The artifact's name."""
-        return str(self.manifest.get("name") or (self.path.name if self.path else "artifact"))
+        return self.manifest.name
 
     @property
     def variant(self) -> str:
         """The GAN variant the artifact was exported from."""
-        return str(self.manifest.get("variant", "unknown"))
+        return self.manifest.variant
 
     # ---- raw batches ---------------------------------------------------------------------
 
@@ -170,7 +172,6 @@ def load(artifact: Any, backend: str = "auto", precision: str | None = None, max
     `precision`: fp32/fp16/int8 for ONNX backends, fp32/bf16 for torch; None = the backend's
     default (fp32, or a TensorRT engine's own). `options` go to the runner (e.g. torch `compile`).
     """
-    from infer.artifact import Artifact
     from infer.runners import open_runner
 
     art = artifact if isinstance(artifact, Artifact) else Artifact.load(Path(artifact))

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from train.errors import UsageError
+from ganrt.errors import UsageError
 
 log = logging.getLogger("ganrt.infer")
 
@@ -208,7 +208,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from infer.prepost import InputError, decode_image, encode_png
+    from ganrt.errors import InputError
+    from infer.prepost import decode_image, encode_png
 
     if len(args.paths) not in (2, 3):
         raise UsageError("translate needs [ARTIFACT] IN_DIR OUT_DIR")
@@ -302,16 +303,6 @@ COMMANDS = {"sample": cmd_sample, "translate": cmd_translate, "serve": cmd_serve
             "backends": cmd_backends}
 
 
-def _usage_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [UsageError]
-    try:
-        from infer.runners.base import BackendUnavailable, FeedError
-        errors += [BackendUnavailable, FeedError]
-    except ImportError:  # the runner layer is optional for the parts that do not run a model
-        pass
-    return tuple(errors)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and turn errors into exit codes."""
     parser = build_parser()
@@ -323,6 +314,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except _usage_errors() as e:
+    except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,32 +16,12 @@ from typing import Any, Iterable, Sequence
 import cv2
 import numpy as np
 
-from train.errors import UsageError
-from train.registry import TensorSpec
+from ganrt.artifact import CHANNEL_ORDERS, ImageFormat, Manifest
+from ganrt.errors import BadImage, ImageTooLarge, InputError, UnknownLabel, UnsupportedOperation, UsageError
+from ganrt.signature import TensorSpec
 
-CHANNEL_ORDERS = ("RGB", "BGR")
 # Larger decoded images are refused before their pixels are allocated (decompression bombs).
 DEFAULT_MAX_PIXELS = 4096 * 4096
-
-
-class InputError(UsageError, ValueError):
-    """Bad input from a caller (image, label, count): a 4xx in the service, exit 2 in the CLI."""
-
-
-class UnknownLabel(InputError):
-    """A label outside the model's classes."""
-
-
-class BadImage(InputError):
-    """Bytes or arrays that are not a usable image."""
-
-
-class ImageTooLarge(InputError):
-    """An image with more pixels than allowed."""
-
-
-class UnsupportedOperation(InputError):
-    """The artifact cannot do this (e.g. translate with a noise-to-image model)."""
 
 
 @dataclass(frozen=True)
@@ -53,37 +33,11 @@ class Plan:
     model_hw: tuple[int, int]    # after padding to the size multiple: what the model sees
 
 
-@dataclass(frozen=True)
-class ImageFormat:
-    """The manifest's `image` section: how pixels map to model values and which sizes work."""
-
-    channels: int
-    value_range: tuple[float, float] = (-1.0, 1.0)
-    channel_order: str = "RGB"
-    size_multiple: int = 1
-    default_size: tuple[int, int] | None = None
-    dynamic_size: bool = True
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any], spec: TensorSpec) -> "ImageFormat":
-        """Build from `manifest["image"]`, falling back on the tensor spec's shape/range."""
-        img = manifest.get("image") or {}
-        channels = spec.shape[1] if len(spec.shape) == 4 and spec.shape[1] else 3
-        fixed = spec.shape[2:] if len(spec.shape) == 4 else (None, None)
-        default = img.get("default_size")
-        if default is None and all(fixed):
-            default = list(fixed)
-        dynamic = img.get("dynamic_size")
-        if dynamic is None:
-            dynamic = not all(fixed)
-        vr = img.get("value_range") or (list(spec.range) if spec.range else [-1.0, 1.0])
-        order = str(img.get("channel_order", "RGB")).upper()
-        if order not in CHANNEL_ORDERS:
-            raise UsageError(f"manifest image.channel_order {order!r} is not one of {CHANNEL_ORDERS}")
-        return cls(channels=int(channels), value_range=(float(vr[0]), float(vr[1])), channel_order=order,
-                   size_multiple=max(1, int(img.get("size_multiple") or 1)),
-                   default_size=tuple(int(s) for s in default) if default else None,  # type: ignore[arg-type]
-                   dynamic_size=bool(dynamic))
+def _fixed_format(spec: TensorSpec) -> ImageFormat:
+    """The format of an image tensor in a manifest without an `image` section: from its spec alone."""
+    channels, h, w = spec.shape[1:]
+    return ImageFormat(channels=int(channels or 3), value_range=spec.range or (-1.0, 1.0),
+                       default_size=(h, w) if h and w else None, dynamic_size=not (h and w))
 
 
 def _check_order(channel_order: str) -> str:
@@ -100,10 +54,10 @@ def _round_up(x: int, m: int) -> int:
 class Processor:
     """Turns user inputs into model feeds and model outputs into user outputs, per the manifest."""
 
-    def __init__(self, manifest: dict[str, Any]):
+    def __init__(self, manifest: Manifest):
         self.manifest = manifest
-        self.inputs = [TensorSpec.from_json(d) for d in manifest["inputs"]]
-        self.outputs = [TensorSpec.from_json(d) for d in manifest["outputs"]]
+        self.inputs = manifest.inputs
+        self.outputs = manifest.outputs
         by_kind = {s.kind: s for s in self.inputs}
         self.image_input = by_kind.get("image")
         self.noise_input = by_kind.get("noise")
@@ -113,13 +67,13 @@ class Processor:
         self.kind = "translate" if self.image_input is not None else "noise"
         if self.kind == "noise" and self.noise_input is None:
             raise UsageError("manifest has neither an image nor a noise input: cannot drive this model")
-        self.in_format = ImageFormat.from_manifest(manifest, self.image_input) if self.image_input else None
-        self.out_format = (ImageFormat.from_manifest(manifest, self.output)
-                           if self.output.kind == "image" else None)
-        batch = manifest.get("batch") or {}
-        first = self.inputs[0].shape[0] if self.inputs and self.inputs[0].shape else None
-        # The manifest's batch.max; a static batch dimension otherwise; 1 when nothing says.
-        self.max_batch = int(batch.get("max") or first or 1)
+        self.in_format = self._format(self.image_input) if self.image_input else None
+        self.out_format = self._format(self.output) if self.output.kind == "image" else None
+        self.max_batch = manifest.batch.max
+
+    def _format(self, spec: TensorSpec) -> ImageFormat:
+        image = self.manifest.image
+        return image.for_tensor(spec) if image is not None else _fixed_format(spec)
 
     # ---- labels and noise ---------------------------------------------------------------
 

@@ -29,11 +29,18 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ganrt.errors import BadImage, ImageTooLarge, InputError, UnknownLabel, UnsupportedOperation
 from infer.api import Generator
 from infer.batcher import BatcherClosed, Busy, DynamicBatcher
-from infer.prepost import (DEFAULT_MAX_PIXELS, BadImage, ImageTooLarge, InputError, UnknownLabel,
-                           UnsupportedOperation, arrays_to_npz, decode_image, encode_png, images_to_zip,
-                           make_grid, points_to_image)
+from infer.prepost import (
+    DEFAULT_MAX_PIXELS,
+    arrays_to_npz,
+    decode_image,
+    encode_png,
+    images_to_zip,
+    make_grid,
+    points_to_image,
+)
 
 log = logging.getLogger("ganrt.infer.server")
 

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from train.errors import UsageError
+from ganrt.errors import UsageError
 
 log = logging.getLogger("ganrt.infer.webcam")
 

@@ -19,7 +19,8 @@ TINY_RUNS = {
 
 def _train_and_export(variant_name: str, root: Path) -> Path:
     from export.pipeline import ExportOptions, run_export
-    from train import config, registry
+    from ganrt import config
+    from train import registry
     from train.trainer import run_training
 
     variant = registry.get(variant_name)

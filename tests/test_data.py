@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ganrt.errors import DataError, UsageError
 from train.data import (
     EdgesToScenes,
     Gaussian1D,
@@ -25,6 +26,7 @@ from train.data import (
     Ring2D,
     ShapesDataset,
     UnpairedImages,
+    builtin,
     download_cyclegan,
     download_mnist,
     download_pix2pix,
@@ -38,11 +40,9 @@ from train.data import (
     to_tensor,
     to_uint8,
 )
-from train.data import builtin
 from train.data import download as download_module
 from train.data.download import download
 from train.data.jitter import Jitter, default_load_size
-from train.errors import DataError, UsageError
 
 RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
 

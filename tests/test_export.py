@@ -20,11 +20,14 @@ from export.cli import main
 from export.feeds import has_dynamic_size
 from export.fp16 import candidates, drop_repeated_nodes, to_fp16
 from export.onnx_fp32 import export_fp32, onnx_output_specs
-from infer.artifact import Artifact
-from infer.compare import assert_within, tolerance
+from ganrt import config
+from ganrt.artifact import Artifact
+from ganrt.compare import assert_within
+from ganrt.locations import shipped_generator
+from ganrt.targets import REFERENCE, target
 from infer.runners import example_feeds, open_runner
 from tests.tiny_generators import TINY, save_tiny_generator
-from train import config, registry
+from train import registry
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = registry.names()
@@ -57,22 +60,24 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("name", VARIANTS)
 def test_every_variant_exports_all_precisions_within_tolerance(exported: dict[str, Artifact], name: str) -> None:
     art = exported[name]
-    assert art.status == "ok"
+    assert art.manifest.status == "ok"
+    parity = art.manifest.parity
     for precision in ("fp32", "fp16", "int8"):
-        assert art.has_model(precision), precision
-        report = art.parity[precision]
+        t = target("ort-cpu", precision)
+        assert art.has(t), precision
+        report = parity[t.key]
         assert report["pass"] is True and report["backend"] == "ort-cpu", (precision, report)
-        assert report["gate"] == tolerance("ort-cpu", precision).to_json()
+        assert report["gate"] == t.tolerance.to_json()
         assert {c["batch"] for c in report["cases"]} == {1, 3}
-    assert art.parity["fp32"]["worst"]["max_abs"] <= 1e-4
+    assert parity["ort-cpu/fp32"]["worst"]["max_abs"] <= 1e-4
     # The torch runner rebuilds the generator from the artifact's own files: identical outputs.
-    assert art.parity["torch"]["worst"]["max_abs"] == 0
+    assert parity[REFERENCE.key]["worst"]["max_abs"] == 0
 
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_dynamic_batch_one_and_five_through_one_model(exported: dict[str, Artifact], name: str) -> None:
     art = exported[name]
-    size = tuple(art.image["default_size"]) if art.image else None
+    size = art.manifest.image.default_size if art.manifest.image else None
     five = example_feeds(art.inputs, batch=5, size=size, seed=1)
     one = {k: v[:1] for k, v in five.items()}
     with open_runner(art, "ort-cpu", "fp32") as onnx_runner, open_runner(art, "torch") as torch_runner:
@@ -81,24 +86,24 @@ def test_dynamic_batch_one_and_five_through_one_model(exported: dict[str, Artifa
     name_out = art.outputs[0].name
     assert out5[name_out].shape[0] == 5 and out1[name_out].shape[0] == 1
     np.testing.assert_allclose(out5[name_out][:1], out1[name_out], atol=1e-5)
-    assert_within(ref5[name_out], out5[name_out], tolerance("ort-cpu", "fp32"))
+    assert_within(ref5[name_out], out5[name_out], target("ort-cpu", "fp32").tolerance)
 
 
 @pytest.mark.parametrize("name", [n for n in VARIANTS if n in TINY])
 def test_translators_run_at_two_image_sizes(exported: dict[str, Artifact], name: str) -> None:
     art = exported[name]
-    assert has_dynamic_size(art.inputs) and art.image["dynamic_size"] is True
-    sizes = {tuple(c["size"]) for c in art.parity["fp32"]["cases"]}
-    assert len(sizes) == 2 and all(h % art.image["size_multiple"] == 0 and w % art.image["size_multiple"] == 0
-                                   for h, w in sizes)
-    h, w = art.image["default_size"]
-    m = art.image["size_multiple"]
+    image = art.manifest.image
+    assert has_dynamic_size(art.inputs) and image.dynamic_size is True
+    sizes = {tuple(c["size"]) for c in art.manifest.parity["ort-cpu/fp32"]["cases"]}
+    m = image.size_multiple
+    assert len(sizes) == 2 and all(h % m == 0 and w % m == 0 for h, w in sizes)
+    h, w = image.default_size
     feeds = example_feeds(art.inputs, batch=2, size=(h + m, w + 2 * m), seed=2)  # a third, non-square size
     with open_runner(art, "ort-cpu", "fp32") as onnx_runner, open_runner(art, "torch") as torch_runner:
         out, ref = onnx_runner(feeds), torch_runner(feeds)
     key = art.outputs[0].name
     assert out[key].shape[2:] == (h + m, w + 2 * m)
-    assert_within(ref[key], out[key], tolerance("ort-cpu", "fp32"))
+    assert_within(ref[key], out[key], target("ort-cpu", "fp32").tolerance)
 
 
 # -- the artifact contract ------------------------------------------------------------------------
@@ -109,35 +114,35 @@ def sha256(path: Path) -> str:
 @pytest.mark.parametrize("name", AUTO_CALIBRATED)
 def test_manifest_follows_the_artifact_contract(exported: dict[str, Artifact], name: str) -> None:
     art = exported[name]
-    m = art.manifest
-    assert m["schema"] == "ganrt-artifact/1" and m["variant"] == name and m["created"].endswith("Z")
+    m = json.loads((art.root / "manifest.json").read_text())
+    assert m["schema"] == "ganrt-artifact/2" and m["variant"] == name and m["created"].endswith("Z")
     spec = registry.get(name)
     assert m["inputs"] == [s.to_json() for s in spec.inputs(config.from_dict(spec.config, m["config"]))]
     assert m["source"]["file"] == "generator.safetensors" and len(m["source"]["sha256"]) == 64
     assert m["source"]["sha256"] == sha256(Path(m["source"]["from"]))
     assert m["batch"] == {"min": 1, "opt": 2, "max": 8}
-    for key, entry in m["models"].items():
-        assert entry["sha256"] == sha256(art.root / entry["file"]), key
+    for precision, entry in m["models"]["onnx"].items():
+        assert entry["sha256"] == sha256(art.root / entry["file"]), precision
         assert entry["bytes"] == (art.root / entry["file"]).stat().st_size
-    int8 = m["models"]["int8"]
+    int8 = m["models"]["onnx"]["int8"]
     assert int8["calibration"] in ("minmax", "entropy", "percentile")
     assert set(int8["calibration_search"]) == {"minmax", "entropy", "percentile"}
     assert int8["calibration"] == max(int8["calibration_search"], key=lambda k: int8["calibration_search"][k]["psnr"])
     # ORT's default entropy histogram (128 bins -> 128) degenerates to MinMax's ranges; ours must not.
     assert int8["calibration_search"]["entropy"]["psnr"] != int8["calibration_search"]["minmax"]["psnr"]
     assert set(m["versions"]) >= {"torch", "onnx", "onnxruntime", "tensorrt"}
-    assert set(m["parity"]) == {"torch", "fp32", "fp16", "int8"}
+    assert set(m["parity"]) == {"torch/fp32", "ort-cpu/fp32", "ort-cpu/fp16", "ort-cpu/int8"}
     # No temporary candidates left behind: the directory matches the manifest.
     onnx_files = {p.name for p in art.root.glob("*.onnx")}
     assert onnx_files == {"generator.onnx", "generator.fp16.onnx", "generator.int8.onnx"}
 
 
 def test_image_section_describes_pre_and_post_processing(exported: dict[str, Artifact]) -> None:
-    image = exported["cyclegan"].image
+    image = json.loads((exported["cyclegan"].root / "manifest.json").read_text())["image"]
     assert image["to_model"] == "(x / 255 - 0.5) / 0.5" and image["from_model"] == "clip((y * 0.5 + 0.5) * 255)"
     assert image["size_multiple"] == 4 and image["default_size"] == [32, 32] and image["channel_order"] == "RGB"
-    assert exported["gan"].image is None  # toy points: no image anywhere
-    assert exported["dcgan"].image["dynamic_size"] is False
+    assert exported["gan"].manifest.image is None  # toy points: no image anywhere
+    assert exported["dcgan"].manifest.image.dynamic_size is False
 
 
 def triton_model_config() -> type:
@@ -192,7 +197,7 @@ def test_triton_configs_parse_and_name_the_right_tensors(exported: dict[str, Art
         model_dir = repo / f"{art.name}_{precision}"
         cfg = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config())
         assert cfg.name == model_dir.name and cfg.platform == "onnxruntime_onnx"
-        assert cfg.max_batch_size == art.batch["max"] and cfg.dynamic_batching.max_queue_delay_microseconds > 0
+        assert cfg.max_batch_size == art.manifest.batch.max and cfg.dynamic_batching.max_queue_delay_microseconds > 0
         assert [i.name for i in cfg.input] == [s.name for s in art.inputs]
         assert [o.name for o in cfg.output] == [s.name for s in art.outputs]
         for tensor, spec in zip(list(cfg.input) + list(cfg.output), art.inputs + art.outputs):
@@ -202,7 +207,7 @@ def test_triton_configs_parse_and_name_the_right_tensors(exported: dict[str, Art
         if name == "cgan":
             assert types["label"] == 9 and types["z"] == 11  # TYPE_INT64, TYPE_FP32
             assert list(next(i for i in cfg.input if i.name == "label").reshape.shape) == []
-        assert (model_dir / "1" / "model.onnx").read_bytes() == art.model_path(precision).read_bytes()
+        assert (model_dir / "1" / "model.onnx").read_bytes() == art.model_path(target("ort-cpu", precision)).read_bytes()
 
 
 def test_output_names_never_shadow_input_names() -> None:
@@ -232,16 +237,16 @@ def test_generator_left_in_train_mode_is_exported_in_eval_mode(tmp_path: Path) -
 
 
 def test_fp16_keeps_instance_norm_in_fp32_only_as_a_candidate(exported: dict[str, Artifact]) -> None:
-    cyclegan = onnx.load(str(exported["cyclegan"].model_path("fp32")))
+    cyclegan = onnx.load(str(exported["cyclegan"].model_path(target("ort-cpu", "fp32"))))
     assert candidates(cyclegan) == {"all-fp16": (), "norm-fp32": ("InstanceNormalization",)}
-    assert candidates(onnx.load(str(exported["dcgan"].model_path("fp32")))) == {"all-fp16": ()}
+    assert candidates(onnx.load(str(exported["dcgan"].model_path(target("ort-cpu", "fp32"))))) == {"all-fp16": ()}
     kept = to_fp16(cyclegan, ("InstanceNormalization",))
     inits = {i.name: i.data_type for i in kept.graph.initializer}
     norm_inputs = [n.input[1] for n in kept.graph.node if n.op_type == "InstanceNormalization"]
     assert norm_inputs and all(inits.get(n, onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT for n in norm_inputs)
     assert any(n.op_type == "Cast" for n in kept.graph.node)
     # The manifest records both candidates' PSNR and which one was kept.
-    fp16 = exported["cyclegan"].models["fp16"]
+    fp16 = exported["cyclegan"].manifest.model("onnx", "fp16")
     assert set(fp16["candidates_psnr"]) == {"all-fp16", "norm-fp32"} and fp16["variant"] in fp16["candidates_psnr"]
 
 
@@ -301,7 +306,7 @@ def test_export_leaves_the_working_directory_alone(tmp_path: Path, monkeypatch: 
     monkeypatch.chdir(cwd)
     assert main([str(source), "--int8", "--calibration", "minmax", "--out", str(tmp_path / "out"), "-q"]) == 0
     assert list(cwd.iterdir()) == []
-    assert Artifact.load(tmp_path / "out").models["int8"]["preprocessed"] is True
+    assert Artifact.load(tmp_path / "out").manifest.model("onnx", "int8")["preprocessed"] is True
 
 
 # -- a real run, default source --------------------------------------------------------------------
@@ -315,12 +320,12 @@ def test_exports_the_latest_run_by_default_and_an_unfinished_run(tmp_path: Path)
     args = ["--onnx", "--runs", str(tmp_path / "runs"), "--artifacts", str(tmp_path / "artifacts"), "-q"]
     assert main(args) == 0
     art = Artifact.load(tmp_path / "artifacts" / f"dcgan-{run_dir.name}")
-    assert art.manifest["source"]["from"] == str(run_dir / "generator.safetensors")
-    assert art.manifest["source"]["step"] == 2 and art.parity["fp32"]["pass"]
+    assert art.manifest.source["from"] == str(run_dir / "generator.safetensors")
+    assert art.manifest.source["step"] == 2 and art.manifest.parity["ort-cpu/fp32"]["pass"]
     # Without generator.safetensors (an interrupted run) the latest checkpoint is exported.
     (run_dir / "generator.safetensors").unlink()
     assert main([str(run_dir), "--onnx", "--out", str(tmp_path / "from-ckpt"), "-q"]) == 0
-    source = Artifact.load(tmp_path / "from-ckpt").manifest["source"]
+    source = Artifact.load(tmp_path / "from-ckpt").manifest.source
     assert source["from"].endswith("step_0000002.safetensors") and source["step"] == 2
 
 
@@ -375,9 +380,13 @@ def test_size_for_a_fixed_size_model_and_unknown_sources_exit_2(tmp_path: Path, 
     assert "--size applies to image inputs" in capsys.readouterr().err
     assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     assert "unknown source" in capsys.readouterr().err
-    monkeypatch.chdir(tmp_path)  # no runs/ and no shipped models/ here
-    assert main([]) == 2
-    assert "no SOURCE given" in capsys.readouterr().err
+    # From an empty folder (no runs/), the generator shipped inside the package is exported.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    assert main(["--onnx", "-q"]) == 0
+    art = Artifact.load(empty / "artifacts" / "cyclegan-photo2sketch")
+    assert art.variant == "cyclegan" and art.manifest.source["sha256"] == sha256(shipped_generator())
 
 
 def test_list_shows_variants_runs_and_artifacts(exported: dict[str, Artifact], capsys: pytest.CaptureFixture) -> None:
@@ -399,7 +408,8 @@ def test_trt_without_tensorrt_exits_2_and_still_writes_the_onnx_parts(tmp_path: 
     captured = capsys.readouterr()
     assert "tensorrt" in captured.err and "wrote the ONNX parts" in captured.err
     art = Artifact.load(out)
-    assert art.has_model("fp32") and "trt" not in art.models and art.status == "ok"
+    assert art.has(target("ort-cpu", "fp32")) and "tensorrt" not in art.manifest.models
+    assert art.manifest.status == "ok"
     assert (out / "triton" / f"{art.name}_fp32" / "config.pbtxt").is_file()
 
 
@@ -414,7 +424,7 @@ def test_trt_engine_build(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main([str(source), "--trt", "--out", str(out), "--batch", "1:2:4"]) == 0
     art = Artifact.load(out)
-    entry = art.models["trt"]
-    assert entry["precision"] == "fp16" and entry["tensorrt"] and entry["gpu"] and art.parity["trt"]["pass"]
+    entry = art.manifest.model("tensorrt", "fp16")
+    assert entry["precision"] == "fp16" and entry["tensorrt"] and entry["gpu"] and art.manifest.parity["trt/fp16"]["pass"]
     assert entry["profiles"]["image"]["max"] == [4, 3, 32, 32] and (out / "timing.cache").stat().st_size > 0
     assert (out / "triton" / f"{art.name}_trt" / "1" / "model.plan").is_file()

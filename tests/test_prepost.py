@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from infer.prepost import (BadImage, ImageTooLarge, InputError, Processor, UnknownLabel, UnsupportedOperation,
-                           decode_image, encode_png, images_to_zip, make_grid)
+from ganrt.artifact import SCHEMA, Manifest
+from ganrt.errors import BadImage, ImageTooLarge, InputError, UnknownLabel, UnsupportedOperation
+from infer.prepost import Processor, decode_image, encode_png, images_to_zip, make_grid
 
 
-def _manifest(kind: str, **image) -> dict:
+def _manifest(kind: str, **image) -> Manifest:
     img = {"layout": "NCHW", "channel_order": "RGB", "value_range": [-1, 1], "size_multiple": 4,
            "default_size": [32, 32], "dynamic_size": True, **image}
     if kind == "translate":
@@ -29,8 +30,8 @@ def _manifest(kind: str, **image) -> dict:
                    "class_names": ["circle", "square", "triangle"]}]
         outputs = [{"name": "image", "shape": [None, 1, 28, 28], "dtype": "float32", "range": [-1, 1], "kind": "image"}]
         img = {**img, "dynamic_size": False, "default_size": [28, 28], "size_multiple": 1}
-    return {"name": "t", "variant": "v", "inputs": inputs, "outputs": outputs, "image": img,
-            "batch": {"min": 1, "opt": 1, "max": 8}}
+    return Manifest.from_json({"schema": SCHEMA, "name": "t", "variant": "v", "config": {}, "inputs": inputs,
+                               "outputs": outputs, "image": img, "batch": {"min": 1, "opt": 1, "max": 8}, "models": {}})
 
 
 def test_image_roundtrip_pads_to_multiple_and_restores_size():

@@ -18,14 +18,15 @@ import numpy as np
 import pytest
 
 from export.pipeline import ExportOptions, run_export
-from infer.artifact import Artifact, ArtifactError
-from infer.compare import PSNR_IDENTICAL, Tolerance, assert_close, assert_within, compare, tolerance
-from infer.runners import BACKENDS, available_backends, open_runner
-from infer.runners.base import BackendUnavailable, FeedError, RunnerNotActive, example_feeds
+from ganrt.artifact import Artifact
+from ganrt.compare import PSNR_IDENTICAL, Tolerance, assert_close, assert_within, compare
+from ganrt.errors import ArtifactError, BackendUnavailable, FeedError, UsageError
+from ganrt.targets import BACKENDS, TARGETS, target
+from infer.runners import available_backends, open_runner
+from infer.runners.base import RunnerNotActive, example_feeds
 from infer.runners.devices import cuda_device_count
 from infer.runners.onnxrt import OrtRunner, session_loader
 from tests.tiny_generators import save_tiny_generator
-from train.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Artifact]:
     for name in ("cyclegan", "cgan"):
         source = save_tiny_generator(name, root / name / "generator.safetensors")
         result = run_export(ExportOptions(source=str(source), out=root / "artifacts" / name, calibration="minmax"))
-        assert result.exit_code == 0, result.manifest["parity"]
+        assert result.exit_code == 0, result.manifest.parity
         found[name] = Artifact.load(root / "artifacts" / name)
     return found
 
@@ -68,12 +69,13 @@ def require(art: Artifact, backend: str, precision: str | None, options: dict[st
 
         if not bf16_supported(options.get("device", "cpu")):
             pytest.skip("bf16 autocast does not run on this machine")
-    if backend == "trt" and not art.has_model("trt"):
+    if backend == "trt" and not art.manifest.models.get("tensorrt"):
         pytest.skip("the artifact has no TensorRT engine (export with --trt on a GPU machine)")
 
 
 def default_size(art: Artifact) -> tuple[int, int] | None:
-    return tuple(art.image["default_size"]) if art.image and any(s.kind == "image" for s in art.inputs) else None
+    image = art.manifest.image
+    return image.default_size if image and any(s.kind == "image" for s in art.inputs) else None
 
 
 # -- the shared contract ---------------------------------------------------------------------------
@@ -91,7 +93,7 @@ def test_runner_agrees_with_torch_within_tolerance(artifacts: dict[str, Artifact
         assert runner.input_spec() == art.inputs and runner.output_spec() == art.outputs
         runner.warmup(1)
         got = runner(feeds)
-    gate = tolerance(backend, runner.precision)
+    gate = target(backend, runner.precision).tolerance
     for spec in art.outputs:
         assert got[spec.name].dtype == np.float32 and got[spec.name].shape == expected[spec.name].shape
         assert_within(expected[spec.name], got[spec.name], gate, name=f"{backend}/{runner.precision} {spec.name}")
@@ -105,7 +107,7 @@ def test_torch_compile_runner_agrees_with_eager(artifacts: dict[str, Artifact]) 
     with open_runner(art, "torch") as eager, open_runner(art, "torch", compile=True) as compiled:
         expected, got = eager(feeds), compiled(feeds)
     key = art.outputs[0].name
-    assert_within(expected[key], got[key], tolerance("torch", "fp32"))
+    assert_within(expected[key], got[key], target("torch", "fp32").tolerance)
 
 
 def bad_image_feeds(art: Artifact) -> list[tuple[Any, str]]:
@@ -170,7 +172,7 @@ def test_runner_lifecycle(artifacts: dict[str, Artifact], backend: str, precisio
 def test_loader_runs_only_on_activation_and_once(artifacts: dict[str, Artifact]) -> None:
     art = artifacts["cgan"]
     calls = []
-    load = session_loader(art.model_path("fp32"), "ort-cpu")
+    load = session_loader(art.model_path(target("ort-cpu", "fp32")), "ort-cpu")
 
     def counting_load() -> Any:
         calls.append(1)
@@ -234,7 +236,7 @@ def test_missing_backends_say_what_to_install(artifacts: dict[str, Artifact], tm
         open_runner(art, "trt")
     with pytest.raises(UsageError, match="unknown backend 'nope'; choose one of: auto, torch, ort-cpu"):
         open_runner(art, "nope")
-    with pytest.raises(UsageError, match="fp32 or bf16"):
+    with pytest.raises(UsageError, match="the torch backend runs fp32, bf16, not 'int8'"):
         open_runner(art, "torch", "int8")
 
 
@@ -265,22 +267,27 @@ def test_compare_reports_max_mean_psnr_and_where() -> None:
         compare(ref, cand[:1])
 
 
-def test_tolerance_table_covers_every_backend() -> None:
+def test_target_table_covers_every_backend() -> None:
     for backend in BACKENDS:
-        for precision in ("fp32", "bf16") if backend == "torch" else ("fp32", "fp16", "int8"):
-            gate = tolerance(backend, precision)
-            assert gate.max_abs is not None or gate.psnr_min is not None
-    assert tolerance("ort-cpu", "fp32").max_abs == 1e-4
-    with pytest.raises(KeyError, match="no tolerance for ort-cpu/bf16"):
-        tolerance("ort-cpu", "bf16")
+        assert [t.precision for t in TARGETS if t.backend == backend]
+    for t in TARGETS:
+        assert t.tolerance.max_abs is not None or t.tolerance.psnr_min is not None
+        assert target(t.backend, t.precision) is t and t.label == t.key.replace("/", "-")
+    assert target("ort-cpu", "fp32").tolerance.max_abs == 1e-4
+    assert target("ort-trt", "fp16").model == ("onnx", "fp32")  # TensorRT's EP builds fp16 from the fp32 model
+    with pytest.raises(UsageError, match="the ort-cpu backend runs fp32, fp16, int8, not 'bf16'"):
+        target("ort-cpu", "bf16")
+    with pytest.raises(UsageError, match="unknown backend 'nope'"):
+        target("nope", "fp32")
 
 
 # -- artifacts ----------------------------------------------------------------------------------------
 def test_artifact_load_checks_the_manifest(artifacts: dict[str, Artifact], tmp_path: Path) -> None:
     art = artifacts["cyclegan"]
     assert Artifact.load(art.name, root=art.root.parent).root == art.root
-    assert art.variant == "cyclegan" and art.config["ngf"] == 8 and art.batch == {"min": 1, "opt": 1, "max": 16}
-    assert art.model_path("fp16").name == "generator.fp16.onnx" and art.image["size_multiple"] == 4
+    m = art.manifest
+    assert art.variant == "cyclegan" and m.config["ngf"] == 8 and m.batch.to_json() == {"min": 1, "opt": 1, "max": 16}
+    assert art.model_path(target("ort-cpu", "fp16")).name == "generator.fp16.onnx" and m.image.size_multiple == 4
     with pytest.raises(ArtifactError, match="no artifact"):
         Artifact.load(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
@@ -290,10 +297,10 @@ def test_artifact_load_checks_the_manifest(artifacts: dict[str, Artifact], tmp_p
     (broken / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="corrupt manifest"):
         Artifact.load(broken)
-    (broken / "manifest.json").write_text(json.dumps({**art.manifest, "schema": "ganrt-artifact/0"}))
+    (broken / "manifest.json").write_text(json.dumps({**m.to_json(), "schema": "ganrt-artifact/0"}))
     with pytest.raises(ArtifactError, match="schema"):
         Artifact.load(broken)
-    (broken / "manifest.json").write_text(json.dumps(art.manifest))
+    m.save(broken)
     (broken / "generator.int8.onnx").unlink()
     with pytest.raises(ArtifactError, match="listed in the manifest but missing"):
-        Artifact.load(broken).model_path("int8")
+        Artifact.load(broken).model_path(target("ort-cpu", "int8"))

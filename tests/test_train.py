@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from train import config as config_mod
+from ganrt import config as config_mod
+from ganrt.errors import UsageError
 from train import registry
 from train.cli import main as train_main
-from train.errors import UsageError
 from train.trainer import Trainer, TrainingDiverged, run_training
 
 ROOT = Path(__file__).resolve().parents[1]

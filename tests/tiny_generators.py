@@ -5,7 +5,8 @@ from pathlib import Path
 
 import torch
 
-from train import checkpoint, config, registry
+from ganrt import config
+from train import checkpoint, registry
 from train.nets import init_weights
 
 # Small enough for a 2-core CPU; variants not listed use their defaults.

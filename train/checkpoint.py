@@ -9,43 +9,19 @@ variant and config in its metadata: it is all export and inference need.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from train.errors import CheckpointError
+from ganrt.atomic import atomic_write
+from ganrt.errors import CheckpointError
 
 _STEP_RE = re.compile(r"step_(\d+)\.safetensors$")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` then rename tmp over `path`, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Atomically write a text file."""
-    atomic_write(path, lambda p: p.write_text(text))
-
-
 def _flat_state(nets: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
     return {f"{name}.{k}": v.detach().cpu().contiguous() for name, net in nets.items() for k, v in net.state_dict().items()}
 

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from train import config as config_mod
+from ganrt import config as config_mod
+from ganrt.errors import UsageError
 from train import registry
-from train.errors import UsageError
 
 log = logging.getLogger("ganrt.train")
 

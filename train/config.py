@@ -1,22 +1,14 @@
-"""Config dataclasses are the single source of command-line flags, presets and config.json.
+"""The settings every variant shares; each variant's config subclasses `TrainConfig`.
 
-A field's `metadata["help"]` is its --help text; `metadata["choices"]` its choices. Each
-variant config subclasses `TrainConfig` and sets `presets`, a ClassVar of named overrides.
+Fields are command-line flags through `ganrt.config` (help text in their metadata); each
+subclass sets `presets`, a ClassVar of named overrides ("quick", "paper", ...).
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from train.errors import UsageError
-
-
-def opt(default: Any, help: str, **kw: Any) -> Any:
-    """A config field with its help text (and optional `choices`)."""
-    return field(default=default, metadata={"help": help, **kw})
+from ganrt.config import opt
 
 
 @dataclass
@@ -44,72 +36,3 @@ class TrainConfig:
     tensorboard: bool = opt(False, "also write TensorBoard logs (needs tensorboard)")
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
-
-
-def _field_type(cls: type, f: dataclasses.Field) -> Any:
-    hints = typing.get_type_hints(cls)
-    return hints[f.name]
-
-
-def _parse_optional(kind: Any) -> tuple[Any, bool]:
-    """(inner type, is_optional) of `X | None`."""
-    args = typing.get_args(kind)
-    if args and type(None) in args:
-        inner = [a for a in args if a is not type(None)]
-        return inner[0], True
-    return kind, False
-
-
-def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One --flag per config field, with its default and help (defaults left unset)."""
-    for f in dataclasses.fields(cls):
-        kind, _ = _parse_optional(_field_type(cls, f))
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        in_presets = "".join(f"; {name}: {vals[f.name]}" for name, vals in cls.presets.items() if f.name in vals)
-        help_text = f"{f.metadata.get('help', '')} (default: {default}{in_presets})"
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
-        if "choices" in f.metadata:
-            kw["choices"] = f.metadata["choices"]
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif typing.get_origin(kind) is tuple:
-            elem = typing.get_args(kind)[0]
-            parser.add_argument(flag, type=elem, nargs="+", metavar="X", **kw)
-        else:
-            parser.add_argument(flag, type=kind, metavar=f.name.upper(), **kw)
-
-
-def resolve(cls: type, preset: str | None = None, overrides: dict[str, Any] | None = None) -> Any:
-    """Defaults, then the preset, then explicit overrides."""
-    values: dict[str, Any] = {}
-    if preset:
-        if preset not in cls.presets:
-            valid = ", ".join(cls.presets) or "none"
-            raise UsageError(f"unknown preset {preset!r}; choose one of: {valid}")
-        values.update(cls.presets[preset])
-    values.update(overrides or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise UsageError(f"unknown setting(s) for {cls.__name__}: {', '.join(sorted(unknown))}")
-    for f in dataclasses.fields(cls):
-        if f.name in values and typing.get_origin(_field_type(cls, f)) is tuple:
-            values[f.name] = tuple(values[f.name])
-    return cls(**values)
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """JSON-ready dict of every setting."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
-
-
-def from_dict(cls: type, d: dict[str, Any]) -> Any:
-    """Rebuild a config saved by `to_dict`; settings unknown to this version are an error."""
-    return resolve(cls, None, d)
-
-
-def diff_from_defaults(cfg: Any) -> dict[str, Any]:
-    """Settings that differ from the class defaults (printed at start-up)."""
-    default = to_dict(type(cfg)())
-    return {k: v for k, v in to_dict(cfg).items() if default.get(k) != v}

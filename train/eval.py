@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ganrt import config as config_mod
+from ganrt.atomic import atomic_write_text
+from ganrt.errors import UsageError
 from train import checkpoint as ckpt
-from train import config as config_mod
 from train import registry
-from train.errors import UsageError
 
 log = logging.getLogger("ganrt.eval")
 
@@ -220,7 +221,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None) -> dict[str, Any
         else:
             r = evaluate_images(gen, variant, cfg, dataset, clf, real_features)  # type: ignore[arg-type]
         results[f"step_{step}"] = r
-    ckpt.atomic_write_text(run_dir / "eval.json", json.dumps(results, indent=2))
+    atomic_write_text(run_dir / "eval.json", json.dumps(results, indent=2))
     log.info("evaluation (%s):\n%s", run_dir / "eval.json", json.dumps(results, indent=2))
     return results
 

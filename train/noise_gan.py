@@ -12,10 +12,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ganrt.errors import DataError
+from ganrt.signature import TensorSpec
 from train.data import IdxImages, ImageFolder, ShapesDataset
-from train.errors import DataError
 from train.losses import ADVERSARIAL, gradient_penalty
-from train.registry import TensorSpec
 from train.step import TrainStep
 
 

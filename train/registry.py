@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from train.errors import UsageError
+from ganrt.errors import UsageError
+from ganrt.signature import TensorSpec
 
 if TYPE_CHECKING:
     import torch
@@ -17,46 +18,6 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
     from train.step import TrainStep
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One model input or output: name, shape (None = dynamic), dtype and meaning."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str = "float32"
-    # Value range of float tensors, e.g. (-1, 1) for tanh images; None for noise/labels.
-    range: tuple[float, float] | None = None
-    # "noise" | "label" | "image" | "points": how pre/post-processing treats the tensor.
-    kind: str = "image"
-    num_classes: int | None = None
-    class_names: tuple[str, ...] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain-JSON form used in manifests."""
-        return {
-            "name": self.name,
-            "shape": list(self.shape),
-            "dtype": self.dtype,
-            "range": list(self.range) if self.range else None,
-            "kind": self.kind,
-            "num_classes": self.num_classes,
-            "class_names": list(self.class_names) if self.class_names else None,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "TensorSpec":
-        """Inverse of `to_json`."""
-        return cls(
-            name=d["name"],
-            shape=tuple(d["shape"]),
-            dtype=d["dtype"],
-            range=tuple(d["range"]) if d.get("range") else None,
-            kind=d.get("kind", "image"),
-            num_classes=d.get("num_classes"),
-            class_names=tuple(d["class_names"]) if d.get("class_names") else None,
-        )
 
 
 @dataclass(frozen=True)

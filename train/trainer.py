@@ -23,9 +23,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ganrt import config as config_mod
+from ganrt.atomic import atomic_write_text
+from ganrt.errors import DataError, UsageError
 from train import checkpoint as ckpt
-from train import config as config_mod
-from train.errors import DataError, UsageError
 from train.nets.init import init_weights
 from train.registry import Variant
 from train.samples import grid, points_image, save_gif, save_png, to_uint8
@@ -239,7 +240,7 @@ class Trainer:
         end = min(cfg.steps, until) if until is not None else cfg.steps
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.atomic_write_text(self.run_dir / "config.json", json.dumps(
+            atomic_write_text(self.run_dir / "config.json", json.dumps(
                 {"variant": self.variant.name, "config": config_mod.to_dict(cfg)}, indent=2))
         if self.step == 0:
             self.save_samples()

@@ -9,9 +9,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ganrt.errors import DataError
+from ganrt.signature import TensorSpec
 from train.data import EdgesToScenes, PairedImages, PhotoToSketch, UnpairedImages
-from train.errors import DataError
-from train.registry import TensorSpec
 
 log = logging.getLogger("ganrt.train")
 

@@ -19,14 +19,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from infer.artifact import Artifact, ArtifactError
-from infer.runners.base import BackendUnavailable, FeedError, Runner, RunnerNotActive, example_feeds, validate_feeds
+from ganrt.artifact import Artifact
+from ganrt.errors import ArtifactError, BackendUnavailable, FeedError, UsageError
+from ganrt.targets import BACKENDS, TENSORRT, target
+from infer.runners.base import Runner, RunnerNotActive, example_feeds, validate_feeds
 from infer.runners.devices import cuda_device_count
-from train.errors import UsageError
 
 log = logging.getLogger("ganrt.infer")
 
-BACKENDS = ("torch", "ort-cpu", "ort-cuda", "ort-trt", "trt")
 ORT_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt")
 # GPU preference order of `auto` (fastest first); the CPU order is ort-cpu alone.
 GPU_PREFERENCE = ("trt", "ort-trt", "ort-cuda", "torch")
@@ -61,11 +61,19 @@ def available_backends() -> list[str]:
     return found
 
 
+def _engine_precision(artifact: Artifact) -> str | None:
+    """The precision of the artifact's TensorRT engine (None: it has none)."""
+    return next(iter(artifact.manifest.models.get(TENSORRT, {})), None)
+
+
 def _engine_fits_here(artifact: Artifact) -> bool:
     """Whether the artifact's TensorRT engine was built for this GPU and TensorRT version."""
     from infer.runners.devices import gpu_info
 
-    entry = artifact.models.get("trt") or {}
+    precision = _engine_precision(artifact)
+    entry = artifact.manifest.model(TENSORRT, precision) if precision else None
+    if entry is None:
+        return False
     import tensorrt
 
     return entry.get("tensorrt") == tensorrt.__version__ and entry.get("gpu") == gpu_info()["gpu"]
@@ -78,12 +86,12 @@ def choose_backend(artifact: Artifact, precision: str | None = None) -> tuple[st
         for backend in GPU_PREFERENCE:
             if backend not in have:
                 continue
-            if backend == "trt" and not (artifact.has_model("trt") and _engine_fits_here(artifact)):
+            if backend == "trt" and not _engine_fits_here(artifact):
                 continue
             if backend == "torch":
                 return backend, precision, {"device": "cuda"}
             return backend, precision, {}
-    recommended = (artifact.manifest.get("recommended") or {}).get("cpu")
+    recommended = (artifact.manifest.recommended or {}).get("cpu")
     if recommended and recommended.get("backend") in have:
         return recommended["backend"], recommended.get("precision"), dict(recommended.get("options", {}))
     if "ort-cpu" in have:
@@ -97,8 +105,8 @@ def open_runner(artifact: Artifact | str | Path, backend: str = "auto", precisio
                 **options: Any) -> Runner:
     """An inactive runner for `artifact` on `backend` ("auto" picks; see the module doc).
 
-    `precision` is "fp32", "fp16" or "int8" for ONNX backends, "fp32" or "bf16" for torch; None
-    means fp32, or the engine's own precision for trt.
+    `precision` is one the backend runs (`ganrt.targets`): fp32, fp16 or int8 for ONNX
+    backends, fp32 or bf16 for torch; None means fp32, or the engine's own precision for trt.
     """
     art = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
     if backend == "auto":
@@ -107,41 +115,39 @@ def open_runner(artifact: Artifact | str | Path, backend: str = "auto", precisio
         log.info("backend auto -> %s (%s) for %s", backend, precision or "default precision", art.name)
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
-    image = art.image or {}
+    if backend == "trt":
+        engine = _engine_precision(art)
+        if precision and engine and precision != engine:
+            raise ArtifactError(f"artifact {art.name}'s engine is {engine}, not {precision}: "
+                                f"rebuild it with python -m export {art.root} --trt --{precision}")
+        precision = precision or engine or "fp16"
+    tgt = target(backend, precision or "fp32")
+    image = art.manifest.image
     has_image_input = any(s.kind == "image" for s in art.inputs)
     common: dict[str, Any] = {
-        "size_multiple": int(image.get("size_multiple", 1)),
-        "example_size": tuple(image["default_size"]) if has_image_input and image.get("default_size") else None,
+        "size_multiple": image.size_multiple if image else 1,
+        "example_size": image.default_size if has_image_input and image else None,
     }
+    model = art.model_path(tgt)
     if backend == "torch":
         from infer.runners.torch_runner import TorchRunner, generator_loader
 
-        precision = precision or "fp32"
-        if precision not in ("fp32", "bf16"):
-            raise UsageError(f"the torch backend runs fp32 or bf16, not {precision}")
-        options.setdefault("bf16", precision == "bf16")
-        load = generator_loader(art.variant, art.config, art.generator_path)
+        options.setdefault("bf16", tgt.precision == "bf16")
+        load = generator_loader(art.variant, art.manifest.config, model)
         return TorchRunner(load, art.inputs, art.outputs, **common, **options)
     if backend in ORT_BACKENDS:
         from infer.runners.onnxrt import OrtRunner, session_loader
 
-        precision = precision or "fp32"
         trt_flags: dict[str, Any] = {}
-        model_precision = precision
         if backend == "ort-trt":
-            # TensorRT builds its own fp16 engine from the fp32 model; int8 comes from the QDQ model.
-            model_precision = "int8" if precision == "int8" else "fp32"
-            trt_flags = {"trt_fp16": precision in ("fp16", "int8"), "trt_int8": precision == "int8",
+            trt_flags = {"trt_fp16": tgt.precision in ("fp16", "int8"), "trt_int8": tgt.precision == "int8",
                          "cache_dir": art.root / "ort-trt-cache"}
         session_options = {k: options.pop(k) for k in ("intra_op_threads", "device_id") if k in options}
-        load = session_loader(art.model_path(model_precision), backend, **session_options, **trt_flags)
-        return OrtRunner(load, art.inputs, art.outputs, backend=backend, precision=precision,
+        load = session_loader(model, backend, **session_options, **trt_flags)
+        return OrtRunner(load, art.inputs, art.outputs, backend=backend, precision=tgt.precision,
                          device_id=session_options.get("device_id", 0), **common, **options)
     from infer.runners.tensorrt_runner import TrtRunner, engine_loader
 
-    entry = art.models.get("trt") or {}
-    if precision and entry and precision != entry.get("precision"):
-        raise ArtifactError(f"artifact {art.name}'s engine is {entry.get('precision')}, not {precision}: "
-                            f"rebuild it with python -m export {art.root} --trt --{precision}")
-    load = engine_loader(art.model_path("trt"), entry, str(art.root))
-    return TrtRunner(load, art.inputs, art.outputs, precision=entry.get("precision", "fp32"), **common, **options)
+    entry = art.manifest.model(TENSORRT, tgt.precision) or {}
+    load = engine_loader(model, entry, str(art.root))
+    return TrtRunner(load, art.inputs, art.outputs, precision=tgt.precision, **common, **options)

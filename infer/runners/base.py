@@ -14,17 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from train.registry import TensorSpec
+from ganrt.errors import FeedError
+from ganrt.signature import TensorSpec
 
 log = logging.getLogger("ganrt.infer")
-
-
-class BackendUnavailable(RuntimeError):
-    """A backend cannot run on this machine; the message says what to install or change."""
-
-
-class FeedError(ValueError):
-    """Feeds that do not match the model's input spec (names, dtype, rank, dims, sizes, labels)."""
 
 
 class RunnerNotActive(RuntimeError):

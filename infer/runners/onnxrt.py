@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from infer.runners.base import BackendUnavailable, Runner
+from ganrt.errors import BackendUnavailable
+from infer.runners.base import Runner
 from infer.runners.devices import cuda_device_count
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from infer.runners.base import BackendUnavailable, FeedError, Runner
+from ganrt.errors import BackendUnavailable, FeedError
+from infer.runners.base import Runner
 from infer.runners.devices import cuda_device_count
 
 _REBUILD = "rebuild it on this machine: python -m export {artifact} --trt"

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from infer.runners.base import BackendUnavailable, Runner
+from ganrt.errors import BackendUnavailable
+from infer.runners.base import Runner
 
 if TYPE_CHECKING:
     from torch import nn
@@ -28,8 +29,8 @@ def generator_loader(variant: str, config: dict[str, Any], weights: Path) -> Cal
     """A loader that builds `variant`'s generator from `config` and loads `weights` (eval mode, CPU)."""
     def load() -> "nn.Module":
         import_torch()
+        from ganrt import config as config_mod
         from train import checkpoint, registry
-        from train import config as config_mod
 
         spec = registry.get(variant)
         generator = spec.generator(config_mod.from_dict(spec.config, config))

@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ganrt.errors import DataError
 from train.data.images import resize, to_tensor
-from train.errors import DataError
 
 SPLITS = ("train", "test")
 

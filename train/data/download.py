@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from train.errors import DataError
+from ganrt.errors import DataError
 
 TIMEOUT_S = 60
 _CHUNK = 1 << 20

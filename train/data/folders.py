@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ganrt.errors import DataError
 from train.data.images import is_image_file, load_rgb, resize, to_gray, to_tensor
-from train.errors import DataError
 
 
 class ImageFolder(Dataset):

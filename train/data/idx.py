@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ganrt.errors import DataError
 from train.data.images import pixels_to_float, resize
-from train.errors import DataError
 
 # IDX type codes (third byte of the magic number); data are big-endian.
 IDX_DTYPES = {

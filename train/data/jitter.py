@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ganrt.errors import DataError
 from train.data.images import resize
-from train.errors import DataError
 
 
 def item_rng(seed: int, epoch: int, index: int, stream: int = 0) -> np.random.Generator:

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ganrt.errors import DataError
 from train.data.images import list_images, load_rgb, resize, to_tensor
 from train.data.jitter import Jitter, check_sizes, item_rng
-from train.errors import DataError
 
 DIRECTIONS = ("AtoB", "BtoA")
 

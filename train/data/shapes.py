@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ganrt.errors import DataError
 from train.data.images import pixels_to_float
-from train.errors import DataError
 
 # Drawing happens on a canvas this many times larger, then INTER_AREA shrinks it: cheap
 # anti-aliasing and half-pixel control of stroke width at 28 px.

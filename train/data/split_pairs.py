@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ganrt.errors import DataError
 from train.data.images import list_images, load_rgb
 from train.data.paired import DIRECTIONS, check_direction, split_side_by_side
-from train.errors import DataError
 
 HELD_OUT = ("test", "val")  # the first that exists becomes testA/testB
 

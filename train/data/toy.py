@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from train.errors import DataError
+from ganrt.errors import DataError
 
 
 class Gaussian1D(Dataset):

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from ganrt.errors import DataError
 from train.data.images import list_images, load_rgb, resize, to_tensor
 from train.data.jitter import Jitter, check_sizes, item_rng
-from train.errors import DataError
 
 # Separate random streams per use keep the B choice independent of the crops.
 _STREAM_B_INDEX, _STREAM_JITTER_A, _STREAM_JITTER_B = 0, 1, 2

@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from train.config import TrainConfig, opt
+from ganrt.config import opt
+from train.config import TrainConfig
 from train.losses import ADVERSARIAL
 from train.nets import ConditionalDiscriminator28, ConditionalGenerator28
 from train.noise_gan import ConditionalStep, image_output, labelled_images, noise_feeds, noise_inputs

@@ -8,7 +8,8 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
-from train.config import TrainConfig, opt
+from ganrt.config import opt
+from train.config import TrainConfig
 from train.losses import least_squares_d_loss, least_squares_g_loss
 from train.nets import PatchDiscriminator, ResnetGenerator
 from train.registry import Variant, register

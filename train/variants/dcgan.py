@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from train.config import TrainConfig, opt
+from ganrt.config import opt
+from train.config import TrainConfig
 from train.losses import ADVERSARIAL
 from train.nets import DCGAN28Discriminator, DCGAN28Generator, DCGAN64Discriminator, DCGAN64Generator
 from train.noise_gan import AdversarialStep, image_output, labelled_images, noise_feeds, noise_inputs

@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from train.config import TrainConfig, opt
+from ganrt.config import opt
+from train.config import TrainConfig
 from train.losses import ADVERSARIAL
 from train.nets import MLPDiscriminator, MLPGenerator
 from train.noise_gan import TOY_SETS, AdversarialStep, noise_feeds, noise_inputs, points_output, toy_dataset, toy_dim

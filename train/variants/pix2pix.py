@@ -7,7 +7,8 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
-from train.config import TrainConfig, opt
+from ganrt.config import opt
+from train.config import TrainConfig
 from train.losses import minimax_d_loss, nonsaturating_g_loss
 from train.nets import PatchDiscriminator, UnetGenerator, unet_depth
 from train.registry import Variant, register

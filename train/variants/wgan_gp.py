@@ -6,10 +6,28 @@ from typing import Any, ClassVar
 
 import torch
 
-from train.config import TrainConfig, opt
-from train.nets import DCGAN28Discriminator, DCGAN28Generator, DCGAN64Discriminator, DCGAN64Generator, MLPDiscriminator, MLPGenerator
-from train.noise_gan import (TOY_SETS, WassersteinGPStep, image_output, is_toy, labelled_images, noise_feeds, noise_inputs,
-                             points_output, toy_dataset, toy_dim)
+from ganrt.config import opt
+from train.config import TrainConfig
+from train.nets import (
+    DCGAN28Discriminator,
+    DCGAN28Generator,
+    DCGAN64Discriminator,
+    DCGAN64Generator,
+    MLPDiscriminator,
+    MLPGenerator,
+)
+from train.noise_gan import (
+    TOY_SETS,
+    WassersteinGPStep,
+    image_output,
+    is_toy,
+    labelled_images,
+    noise_feeds,
+    noise_inputs,
+    points_output,
+    toy_dataset,
+    toy_dim,
+)
 from train.registry import Variant, register
 
 

@@ -1,8 +1,8 @@
-"""The one comparator (Polygraphy style) and the one tolerance table, shared by export, infer and bench.
+"""The one comparator (Polygraphy style), shared by export's gates, the runner tests and bench.
 
 Parity is always "the same feeds through two runners", compared here: max-abs and mean-abs
-error, PSNR over the output's value range, and allclose-style mismatch counts. Export's
-gates, the runner contract tests and the benchmarks all read `TOLERANCES`.
+error, PSNR over the output's value range, and allclose-style mismatch counts. The gate of
+each backend x precision is in `ganrt.targets`.
 """
 from __future__ import annotations
 
@@ -59,54 +59,6 @@ class Tolerance:
         if self.psnr_min is not None:
             gate["psnr_min"] = self.psnr_min
         return gate
-
-
-# The one tolerance table, keyed by (backend, precision). The reference is always the torch
-# generator in fp32, eval mode. Figures measured on this 2-core CPU (ORT 1.32), real held-out
-# feeds, worst case over batch 1/3 and two image sizes:
-# - fp32 on the CPU: max-abs 1e-8 (tiny nets) to 1.4e-5 (paper-size CycleGAN-256); design.md
-#   section 7 asks ~1e-4. A wrong op or a train/eval mode mismatch is off by 1e-2 or more.
-# - fp16 ONNX (fp32 I/O): 78-94 dB for the six variants after short training runs, 73 dB
-#   (CycleGAN quick) and 68 dB (CycleGAN-256) with random weights. Floor 40 dB: the artifact
-#   contract's figure, 28 dB under the worst measurement. (The CPU EP runs InstanceNorm in fp32
-#   even in the fp16 model; GPUs are where fp16 InstanceNorm bites, design.md "Known hazards".)
-# - int8 static QDQ: 38-56 dB after short training runs (CycleGAN lowest), 32.5 dB for a
-#   random-weight CycleGAN quick, 25.8 dB for a random-weight CycleGAN-256 (9 residual blocks
-#   of ngf 64 accumulate the error; it fails this gate). Floor 30 dB: Polygraphy's image
-#   default, a floor, not a goal (design.md "Known hazards").
-# - GPU rows are not measured here (no GPU). CUDA and TensorRT use TF32 for fp32 convolutions
-#   by default (10-bit mantissa, ~1e-3 relative), so their fp32 row is a PSNR floor, not
-#   1e-4 abs; fp16/int8 share the CPU floors.
-# - torch bf16 autocast: 48-49 dB for CycleGAN-256 (design.md section 8); floor 35 dB (bf16
-#   has an 8-bit mantissa, coarser than fp16's 11 bits).
-FP16_PSNR_FLOOR = 40.0
-INT8_PSNR_FLOOR = 30.0
-GPU_FP32_PSNR_FLOOR = 50.0
-TOLERANCES: dict[tuple[str, str], Tolerance] = {
-    ("torch", "fp32"): Tolerance(max_abs=1e-4),
-    ("torch", "bf16"): Tolerance(psnr_min=35.0),
-    ("ort-cpu", "fp32"): Tolerance(max_abs=1e-4),
-    ("ort-cpu", "fp16"): Tolerance(psnr_min=FP16_PSNR_FLOOR),
-    ("ort-cpu", "int8"): Tolerance(psnr_min=INT8_PSNR_FLOOR),
-    ("ort-cuda", "fp32"): Tolerance(psnr_min=GPU_FP32_PSNR_FLOOR),
-    ("ort-cuda", "fp16"): Tolerance(psnr_min=FP16_PSNR_FLOOR),
-    ("ort-cuda", "int8"): Tolerance(psnr_min=INT8_PSNR_FLOOR),
-    ("ort-trt", "fp32"): Tolerance(psnr_min=GPU_FP32_PSNR_FLOOR),
-    ("ort-trt", "fp16"): Tolerance(psnr_min=FP16_PSNR_FLOOR),
-    ("ort-trt", "int8"): Tolerance(psnr_min=INT8_PSNR_FLOOR),
-    ("trt", "fp32"): Tolerance(psnr_min=GPU_FP32_PSNR_FLOOR),
-    ("trt", "fp16"): Tolerance(psnr_min=FP16_PSNR_FLOOR),
-    ("trt", "int8"): Tolerance(psnr_min=INT8_PSNR_FLOOR),
-}
-
-
-def tolerance(backend: str, precision: str) -> Tolerance:
-    """The gate for a (backend, precision) pair; unknown pairs are a programming error."""
-    try:
-        return TOLERANCES[(backend, precision)]
-    except KeyError:
-        known = ", ".join(f"{b}/{p}" for b, p in TOLERANCES)
-        raise KeyError(f"no tolerance for {backend}/{precision}; known: {known}") from None
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, *, value_range: float = 2.0,
@@ -166,3 +118,17 @@ def value_range_of(spec_range: tuple[float, float] | None, reference: np.ndarray
         return float(spec_range[1] - spec_range[0])
     span = float(np.ptp(reference))
     return span if span > 0 else 1.0
+
+
+def worst_of(comparisons: list[Comparison]) -> Comparison:
+    """The worst figures over several comparisons (several outputs, or several cases)."""
+    worst = max(comparisons, key=lambda c: c.max_abs)
+    return Comparison(max_abs=worst.max_abs, mean_abs=max(c.mean_abs for c in comparisons),
+                      psnr=min(c.psnr for c in comparisons), mismatches=sum(c.mismatches for c in comparisons),
+                      size=sum(c.size for c in comparisons), worst_index=worst.worst_index)
+
+
+def compare_outputs(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
+                    ranges: dict[str, float]) -> Comparison:
+    """Worst comparison over a model's outputs, PSNR peaks from `ranges` (output name -> value range)."""
+    return worst_of([compare(reference[name], candidate[name], value_range=span) for name, span in ranges.items()])

@@ -1,0 +1,55 @@
+"""Provenance: which tools made an artifact, and the checksums of its files."""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def ganrt_version() -> str | None:
+    """The installed ganrt version, else the one in this checkout's pyproject.toml."""
+    installed = _version("ganrt")
+    if installed:
+        return installed
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:
+        return None
+    return tomllib.loads(pyproject.read_text())["project"]["version"] if pyproject.is_file() else None
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Versions of the tools that made the artifact (None: not installed)."""
+    versions = {"ganrt": ganrt_version()}
+    versions.update({p: _version(p) for p in ("torch", "onnx", "onnxruntime", "onnxslim")})
+    # tensorrt is imported only where installed; its version is what engines are tied to.
+    versions["tensorrt"] = None
+    if importlib.util.find_spec("tensorrt") is not None:
+        import tensorrt
+
+        versions["tensorrt"] = tensorrt.__version__
+    return versions
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_entry(path: Path, **extra: Any) -> dict[str, Any]:
+    """A manifest "models" entry: file, size, checksum and what else is known."""
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path), **extra}

@@ -1,0 +1,26 @@
+"""Where things are by default: the runs and artifacts folders, and the models shipped in the package."""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+RUNS_ROOT = Path("runs")
+ARTIFACTS_ROOT = Path("artifacts")
+# The demo CycleGAN (photo -> sketch) that ships inside the package: its generator weights,
+# and the same generator exported, so infer runs without training, export or torch.
+SHIPPED_MODEL = "cyclegan-photo2sketch"
+
+
+def shipped_dir(name: str = SHIPPED_MODEL) -> Path:
+    """The folder of a model shipped with ganrt (package data; found after any kind of install)."""
+    return Path(str(resources.files("ganrt") / "models" / name))
+
+
+def shipped_generator(name: str = SHIPPED_MODEL) -> Path:
+    """The shipped generator's weights (`generator.safetensors`)."""
+    return shipped_dir(name) / "generator.safetensors"
+
+
+def shipped_artifact(name: str = SHIPPED_MODEL) -> Path:
+    """The shipped generator's exported artifact (a folder with manifest.json)."""
+    return shipped_dir(name) / "artifact"
