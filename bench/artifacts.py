@@ -13,6 +13,7 @@ unchanged setup reuses the artifact across sessions.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -130,15 +131,25 @@ def _source(spec: ModelSpec, cache_root: Path) -> tuple[Path, str]:
     return path, sha256_of(path)
 
 
+def export_key(opts: Any) -> dict[str, Any]:
+    """The export options (`ExportOptions`) that shape an artifact, defaults included, for its cache key.
+
+    Paths say where export reads and writes, not what it writes: the source, the output and
+    the default folders are left out (the source counts by its sha256), so the key stays the
+    same wherever the checkout and the cache are.
+    """
+    return {name: value for name, value in dataclasses.asdict(opts).items()
+            if name not in ("source", "out") and not isinstance(value, Path)}
+
+
 def artifact_dir(spec: ModelSpec, cache_root: Path = CACHE_ROOT, trt: bool = False) -> Path:
     """The cached artifact of `spec` (exported now if missing); `trt` adds a TensorRT fp16 engine (GPU)."""
     from export.pipeline import ExportOptions, run_export
     from export.provenance import tool_versions
 
     source, sha = _source(spec, cache_root)
-    options = {"batch": EXPORT_BATCH, "precisions": "fp32" if trt else "fp32,fp16,int8", "trt": trt,
-               "calibration": "auto"}
-    key = _digest({"source": sha, "options": options, "versions": tool_versions(), "code": _code_digest()})
+    opts = ExportOptions(source=str(source), name=spec.key, batch=EXPORT_BATCH, trt=trt)
+    key = _digest({"source": sha, "options": export_key(opts), "versions": tool_versions(), "code": _code_digest()})
     out = cache_root / f"{spec.key}{'-trt' if trt else ''}-{key[:12]}"
     if (out / "manifest.json").is_file():
         return out
@@ -146,8 +157,7 @@ def artifact_dir(spec: ModelSpec, cache_root: Path = CACHE_ROOT, trt: bool = Fal
     shutil.rmtree(partial, ignore_errors=True)
     log.info("exporting %s into %s (cached for later sessions)", spec.key, out)
     t0 = time.perf_counter()
-    opts = ExportOptions(source=str(source), out=partial, name=spec.key, batch=EXPORT_BATCH, trt=trt)
-    result = run_export(opts)
+    result = run_export(dataclasses.replace(opts, out=partial))
     manifest = result.manifest
     (partial / "bench.json").write_text(json.dumps({"model": spec.key, "weights": spec.weights_note(),
                                                     "export_seconds": round(time.perf_counter() - t0, 1),
