@@ -107,6 +107,22 @@ def test_backends_and_help(tmp_path):
                     assert flag in text, (name, flag)
                     assert action.help.strip(), (name, flag)
     assert infer_cli("serve", "--help", cwd=tmp_path).returncode == 0
+    # From the options dataclasses: choices from ganrt.targets, what a None default means.
+    assert "{auto,torch,ort-cpu,ort-cuda,ort-trt,trt}" in sub.choices["translate"].format_help()
+    assert "(default: random)" in sub.choices["sample"].format_help()
+    assert "--no-window" in sub.choices["webcam"].format_help()
+
+
+def test_options_come_from_dataclasses():
+    from ganrt import config
+    from infer.options import SampleOptions, ServeOptions
+
+    args = build_parser().parse_args(["sample", "--labels", "3", "4", "--n", "2"])
+    opts = config.resolve(SampleOptions, None, {k: v for k, v in vars(args).items()
+                                                if k in SampleOptions.__dataclass_fields__})
+    assert opts.labels == ("3", "4") and opts.n == 2 and opts.backend == "auto" and opts.seed is None
+    serve = build_parser().parse_args(["serve", "--no-warmup", "--max-body-mb", "0.5"])
+    assert serve.warmup is False and ServeOptions(max_body_mb=0.5).max_body_bytes == 524288
 
 
 @pytest.mark.parametrize("bad", [["serve", "--port", "x"], ["nonsense"]])
