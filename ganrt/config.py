@@ -1,6 +1,9 @@
 """Config dataclasses are the single source of command-line flags, presets and saved configs.
 
-A field's `metadata["help"]` is its --help text; `metadata["choices"]` its choices. A class
+A field's `metadata["help"]` is its --help text; `metadata["choices"]` its choices,
+`metadata["min"]` the smallest value its flag accepts, `metadata["metavar"]` the name --help
+shows for its value, and `metadata["default_text"]` what --help says its default is (for
+defaults such as None that mean something the value does not show). A class
 may set `presets`, a ClassVar of named overrides (train's variant configs do). train, export
 and infer build their flags here; a config is saved beside what it made (config.json, a
 generator's metadata, a manifest) and read back with `from_dict`.
@@ -17,7 +20,7 @@ from ganrt.errors import UsageError
 
 
 def opt(default: Any, help: str, **kw: Any) -> Any:
-    """A config field with its help text (and optional `choices`)."""
+    """A config field with its help text (and optional `choices`, `min`, `metavar`, `default_text`)."""
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -35,6 +38,22 @@ def _parse_optional(kind: Any) -> tuple[Any, bool]:
     return kind, False
 
 
+def _at_least(kind: type, minimum: float) -> Any:
+    """An argparse type: `kind(text)`, at least `minimum`, else a usage error saying what was expected."""
+    what = "a positive integer" if kind is int and minimum == 1 else f"a number >= {minimum:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
 def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     """One --flag per config field, with its default and help (defaults left unset)."""
     for f in dataclasses.fields(cls):
@@ -42,17 +61,20 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         in_presets = "".join(f"; {name}: {vals[f.name]}" for name, vals in getattr(cls, "presets", {}).items() if f.name in vals)
-        help_text = f"{f.metadata.get('help', '')} (default: {default}{in_presets})"
+        help_text = f"{f.metadata.get('help', '')} (default: {f.metadata.get('default_text', default)}{in_presets})"
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if "choices" in f.metadata:
             kw["choices"] = f.metadata["choices"]
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif typing.get_origin(kind) is tuple:
-            elem = typing.get_args(kind)[0]
-            parser.add_argument(flag, type=elem, nargs="+", metavar="X", **kw)
-        else:
-            parser.add_argument(flag, type=kind, metavar=f.name.upper(), **kw)
+            continue
+        tuple_of = typing.get_args(kind)[0] if typing.get_origin(kind) is tuple else None
+        elem = tuple_of or kind
+        if "min" in f.metadata:
+            elem = _at_least(elem, f.metadata["min"])
+        if "metavar" in f.metadata or "choices" not in f.metadata:  # argparse shows choices by themselves
+            kw["metavar"] = f.metadata.get("metavar", "X" if tuple_of else f.name.upper())
+        parser.add_argument(flag, type=elem, **({"nargs": "+"} if tuple_of else {}), **kw)
 
 
 def resolve(cls: type, preset: str | None = None, overrides: dict[str, Any] | None = None) -> Any:
@@ -70,7 +92,8 @@ def resolve(cls: type, preset: str | None = None, overrides: dict[str, Any] | No
     if unknown:
         raise UsageError(f"unknown setting(s) for {cls.__name__}: {', '.join(sorted(unknown))}")
     for f in dataclasses.fields(cls):
-        if f.name in values and typing.get_origin(_field_type(cls, f)) is tuple:
+        kind, _ = _parse_optional(_field_type(cls, f))
+        if values.get(f.name) is not None and typing.get_origin(kind) is tuple:
             values[f.name] = tuple(values[f.name])
     return cls(**values)
 
