@@ -11,11 +11,11 @@ from torch import nn
 from export.provenance import sha256_of
 from ganrt import config as config_mod
 from ganrt.artifact import GENERATOR_FILE, MANIFEST, resolve_dir
-from ganrt.errors import CheckpointError, UsageError
+from ganrt.errors import UsageError
 from ganrt.locations import shipped_generator
 from train import checkpoint as ckpt
 from train import registry
-from train.eval import load_generator, load_run
+from train.eval import load_run
 
 log = logging.getLogger("ganrt.export")
 
@@ -53,20 +53,16 @@ def _is_run_dir(path: Path) -> bool:
 
 
 def _from_generator_file(path: Path, default_name: str) -> Source:
-    tensors, variant_name, cfg_dict, step = ckpt.read_generator(path)
+    variant_name, cfg_dict, step = ckpt.read_generator(path)
+    generator = ckpt.build_generator(variant_name, cfg_dict, path)
     variant = registry.get(variant_name)
     cfg = config_mod.from_dict(variant.config, cfg_dict)
-    try:
-        generator = variant.generator(cfg)
-    except ValueError as e:  # the builders validate their settings
-        raise CheckpointError(f"{path}: its config cannot build a {variant.name} generator: {e}") from None
-    ckpt.load_into(generator, tensors, "", path)
-    return Source(variant, cfg, generator.eval(), path, True, step, sha256_of(path), default_name)
+    return Source(variant, cfg, generator, path, True, step, sha256_of(path), default_name)
 
 
 def _from_run_checkpoint(run_dir: Path, weights: Path) -> Source:
     variant, cfg = load_run(run_dir)
-    generator = load_generator(variant, cfg, weights)
+    generator = ckpt.build_generator(variant.name, config_mod.to_dict(cfg), weights)
     step = int(weights.stem.split("_")[-1])
     return Source(variant, cfg, generator, weights, False, step, sha256_of(weights), f"{variant.name}-{run_dir.name}")
 
