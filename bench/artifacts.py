@@ -143,7 +143,8 @@ def export_key(opts: Any) -> dict[str, Any]:
 
 def artifact_dir(spec: ModelSpec, cache_root: Path = CACHE_ROOT, trt: bool = False) -> Path:
     """The cached artifact of `spec` (exported now if missing); `trt` adds a TensorRT fp16 engine (GPU)."""
-    from export.pipeline import ExportOptions, run_export
+    from export.options import ExportOptions
+    from export.pipeline import run_export
     from export.provenance import tool_versions
 
     source, sha = _source(spec, cache_root)
