@@ -22,7 +22,7 @@ from export.feeds import has_dynamic_size
 from export.fp16 import candidates, drop_repeated_nodes, to_fp16
 from export.onnx_fp32 import export_fp32, onnx_output_specs
 from ganrt import config
-from ganrt.artifact import Artifact
+from ganrt.artifact import Artifact, name_from
 from ganrt.compare import assert_within
 from ganrt.locations import shipped_generator
 from ganrt.targets import REFERENCE, target
@@ -415,6 +415,7 @@ def test_names_from_folders_are_made_valid_and_a_bad_name_exits_2(tmp_path: Path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--name: 'my model' is not a valid artifact name" in err[0]
     assert not (tmp_path / "bad").exists()
+    assert name_from("..runs/x y") == "runs-x-y" and name_from("模型") == ""  # "": the variant's name is used
 
 
 def test_export_options_are_the_flags(tmp_path: Path) -> None:
