@@ -64,7 +64,7 @@ class ModelSpec:
         if self.shipped and SHIPPED_GENERATOR.is_file():
             from train import checkpoint
 
-            _, _, cfg_dict, _ = checkpoint.read_generator(SHIPPED_GENERATOR)
+            _, cfg_dict, _ = checkpoint.read_generator(SHIPPED_GENERATOR)
             return config.from_dict(variant.config, cfg_dict)
         return config.resolve(variant.config, self.preset, dict(self.overrides))
 
@@ -115,18 +115,17 @@ def _source(spec: ModelSpec, cache_root: Path) -> tuple[Path, str]:
     import torch
 
     from ganrt import config
-    from train import checkpoint, registry
+    from train import checkpoint
     from train.nets.init import init_weights
 
-    cfg = spec.config()
-    key = _digest({"variant": spec.variant, "config": config.to_dict(cfg), "init": INIT_NOTE, "code": _code_digest()})
+    cfg = config.to_dict(spec.config())
+    key = _digest({"variant": spec.variant, "config": cfg, "init": INIT_NOTE, "code": _code_digest()})
     path = cache_root / "sources" / f"{spec.key}-{key[:12]}" / "generator.safetensors"
     if not path.is_file():
-        variant = registry.get(spec.variant)
         torch.manual_seed(0)
-        generator = variant.generator(cfg)
+        generator = checkpoint.build_generator(spec.variant, cfg)
         init_weights(generator)
-        checkpoint.save_generator(path, generator.eval(), variant.name, config.to_dict(cfg), 0)
+        checkpoint.save_generator(path, generator, spec.variant, cfg, 0)
         _prune(path.parent)
     return path, sha256_of(path)
 
@@ -144,7 +143,8 @@ def export_key(opts: Any) -> dict[str, Any]:
 
 def artifact_dir(spec: ModelSpec, cache_root: Path = CACHE_ROOT, trt: bool = False) -> Path:
     """The cached artifact of `spec` (exported now if missing); `trt` adds a TensorRT fp16 engine (GPU)."""
-    from export.pipeline import ExportOptions, run_export
+    from export.options import ExportOptions
+    from export.pipeline import run_export
     from export.provenance import tool_versions
 
     source, sha = _source(spec, cache_root)

@@ -107,7 +107,7 @@ def model_io(artifact_of: Callable[..., Path]) -> Callable[[str, int, int | None
     from ganrt.artifact import Artifact
     from ganrt.compare import value_range_of
     from infer.runners import open_runner
-    from infer.runners.torch_runner import generator_loader
+    from train.checkpoint import build_generator
 
     cache: dict[tuple[str, int, int | None], ModelIO] = {}
     macs: dict[tuple[str, int | None], dict[str, Any]] = {}
@@ -124,7 +124,7 @@ def model_io(artifact_of: Callable[..., Path]) -> Callable[[str, int, int | None
             peaks = (art.manifest.parity.get(target("ort-cpu", "fp32").key) or {}).get("psnr_peak") or {}
             ranges = {s.name: float(peaks.get(s.name) or value_range_of(s.range, reference[s.name])) for s in art.outputs}
             if (model, size) not in macs:
-                generator = generator_loader(art.variant, art.manifest.config, art.generator_path)()
+                generator = build_generator(art.variant, art.manifest.config, art.generator_path)
                 one = {k: torch.from_numpy(v[:1]) for k, v in feeds.items()}
                 macs[(model, size)] = count_macs(generator, *(one[s.name] for s in art.inputs)).to_json()
             cache[key] = ModelIO(MODELS[model], art, feeds, reference, ranges, macs[(model, size)])

@@ -9,7 +9,7 @@ import pytest
 from bench.artifacts import EXPORT_BATCH, export_key
 from bench.cases import CPU_CONFIGS, GPU_CONFIGS, by_label, default_cases
 from bench.parity import parity_record, picture_gate
-from export.pipeline import ExportOptions
+from export.options import ExportOptions
 from ganrt.compare import compare
 from ganrt.targets import REFERENCE, TARGETS, target
 
