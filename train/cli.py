@@ -6,7 +6,6 @@ loss), 130 interrupted (a checkpoint was saved; resume with --resume).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 from ganrt import config as config_mod
 from ganrt.errors import UsageError
 from train import registry
+from train.config import RUN_CONFIG, read_run_config
 
 log = logging.getLogger("ganrt.train")
 
@@ -64,13 +64,14 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, registry.Variant, Any]:
     if name not in registry.names():
         name = next((a for a in argv if a in registry.names()), None if known.resume else name)
     if known.resume is not None:
-        cfg_file = known.resume / "config.json"
-        if not cfg_file.is_file():
-            raise UsageError(f"cannot resume {known.resume}: no config.json there (is it a run directory?)")
-        run_cfg = json.loads(cfg_file.read_text())
-        if name and name != run_cfg["variant"]:
-            raise UsageError(f"{known.resume} is a {run_cfg['variant']} run, not {name}")
-        name, saved = run_cfg["variant"], run_cfg["config"]
+        saved_name, saved = read_run_config(known.resume)
+        if name and name != saved_name:
+            raise UsageError(f"{known.resume} is a {saved_name} run, not {name}")
+        name = saved_name
+        try:  # the saved settings alone must be valid: they are what the checkpoints were trained with
+            config_mod.from_dict(registry.get(name).config, saved)
+        except UsageError as e:
+            raise UsageError(f"{known.resume / RUN_CONFIG}: {e}") from None
     if known.list or not name:
         parser = _base_parser(add_help=True)
         opts = parser.parse_args(argv)

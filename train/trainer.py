@@ -24,9 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ganrt import config as config_mod
-from ganrt.atomic import atomic_write_text
 from ganrt.errors import DataError, UsageError
 from train import checkpoint as ckpt
+from train.config import save_run_config
 from train.nets.init import init_weights
 from train.registry import Variant
 from train.samples import grid, points_image, save_gif, save_png, to_uint8
@@ -240,8 +240,7 @@ class Trainer:
         end = min(cfg.steps, until) if until is not None else cfg.steps
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "config.json", json.dumps(
-                {"variant": self.variant.name, "config": config_mod.to_dict(cfg)}, indent=2))
+            save_run_config(self.run_dir, self.variant.name, config_mod.to_dict(cfg))
         if self.step == 0:
             self.save_samples()
             self.save_checkpoint()  # step 0: the baseline the final evaluation compares with
