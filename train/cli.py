@@ -1,7 +1,8 @@
 """`python -m train`: train a registered GAN variant.
 
-Exit codes: 0 done, 2 bad usage or input (one-line message), 1 training failed (e.g. a NaN
-loss), 130 interrupted (a checkpoint was saved; resume with --resume).
+Exit codes: 0 done, 2 bad usage or input (one-line message), 1 training failed (a NaN loss,
+a full disk: one line naming the last good checkpoint), 130 interrupted (Ctrl-C or SIGTERM:
+stopped after the current step with a checkpoint; resume with --resume).
 """
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print("error: name a variant to train (python -m train --list shows them)", file=sys.stderr)
         return 2
-    from train.trainer import TrainingDiverged, run_training
+    from train.interrupt import Stopped
+    from train.trainer import DiskFull, TrainingDiverged, run_training
 
     run_dir: list[Path] = []
     try:
@@ -114,12 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except TrainingDiverged as e:
+    except (TrainingDiverged, DiskFull) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Stopped as e:
+        where = run_dir[0] if run_dir else "the run directory"
+        print(f"\ninterrupted: stopped at step {e.step} with a checkpoint; continue with: "
+              f"python -m train --resume {where}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         where = run_dir[0] if run_dir else "the run directory"
-        print(f"\ninterrupted: checkpoint saved; continue with: python -m train --resume {where}", file=sys.stderr)
+        print(f"\ninterrupted at once: nothing saved since the last checkpoint; continue from it with: "
+              f"python -m train --resume {where}", file=sys.stderr)
         return 130
     log.info("done: %s (generator: %s)", out, out / "generator.safetensors")
     return 0
