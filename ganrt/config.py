@@ -45,8 +45,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         in_presets = "".join(f"; {name}: {vals[f.name]}" for name, vals in getattr(cls, "presets", {}).items() if f.name in vals)
-        bounds = "".join(f"; {b}" for b in _bounds(f))
-        help_text = f"{f.metadata.get('help', '')} (default: {default}{in_presets}{bounds})"
+        bounds = f" [{'; '.join(_bounds(f))}]" if _bounds(f) else ""
+        help_text = f"{f.metadata.get('help', '')} (default: {default}{in_presets}){bounds}"
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if "choices" in f.metadata:
             kw["choices"] = f.metadata["choices"]

@@ -103,7 +103,7 @@ class Reference:
 
     run: Path
     tensors: dict[str, dict[str, torch.Tensor]]
-    after_first_checkpoint: float  # seconds the run took after its step-0 checkpoint
+    after_first_step: float  # seconds the run took after its first step
 
 
     def size(self, *parts: str) -> int:
@@ -113,7 +113,7 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
-    proc, run = _run_until_marker(tmp_path_factory.mktemp("reference"))
+    proc, run = _run_until_training(tmp_path_factory.mktemp("reference"))
     t0 = time.monotonic()
     code, err = finish(proc)
     assert code == 0, err
@@ -177,14 +177,19 @@ def test_resume_removes_half_written_files_and_relogs_lost_steps_once(tmp_path):
 
 
 # -- kill -9 and SIGTERM at random moments --------------------------------------------------
-def _run_until_marker(runs: Path, timeout: float = 60) -> tuple[subprocess.Popen, Path]:
-    """Start a run; return once its step-0 checkpoint is complete (so there is something to resume)."""
+def _run_until_training(runs: Path, timeout: float = 60) -> tuple[subprocess.Popen, Path]:
+    """Start a run; return once its step-0 checkpoint is complete and its first step logged.
+
+    The signals then land in the steady loop (steps, checkpoints, samples), not in start-up.
+    """
     proc = start(*FLAGS, "--runs", str(runs))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = list(runs.glob("dcgan/*/checkpoints/step_0000000.state.pt"))
-        if found and (found[0].parent / "step_0000000.safetensors").exists():
-            return proc, found[0].parents[1]
+        run = found[0].parents[1] if found else None
+        if run and (run / "checkpoints" / "step_0000000.safetensors").exists() \
+                and (run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").stat().st_size:
+            return proc, run
         if proc.poll() is not None:
             break
         time.sleep(0.005)
@@ -193,8 +198,8 @@ def _run_until_marker(runs: Path, timeout: float = 60) -> tuple[subprocess.Popen
 
 
 def _trial(runs: Path, sig: int, delay: float, reference: Reference) -> tuple[str, bool]:
-    """Signal a run `delay` seconds after its first checkpoint, resume it, check it; (outcome, left temp files)."""
-    proc, run = _run_until_marker(runs)
+    """Signal a run `delay` seconds after its first step, resume it, check it; (outcome, left temp files)."""
+    proc, run = _run_until_training(runs)
     time.sleep(delay)
     os.kill(proc.pid, sig)
     code, err = finish(proc)
@@ -216,7 +221,7 @@ def _trial(runs: Path, sig: int, delay: float, reference: Reference) -> tuple[st
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_random_kills_resume_to_the_same_weights(sig, reference, tmp_path):
     rng = random.Random(20261202 + sig)
-    delays = [rng.uniform(0, reference.after_first_checkpoint) for _ in range(TRIALS)]
+    delays = [rng.uniform(0, reference.after_first_step) for _ in range(TRIALS)]
     # Two trials at a time, one thread each: the machine's two cores.
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda i: _trial(tmp_path / f"trial{i}", sig, delays[i], reference), range(TRIALS)))
