@@ -47,6 +47,7 @@ def check_name(name: Any, where: str = "name") -> str:
 def name_from(text: str) -> str:
     """A valid artifact name made from a folder or file name ("" when nothing of it is usable)."""
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).lstrip("._+-")[:128].rstrip("-")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def engine_file(gpu_slug: str) -> str:
@@ -79,6 +80,34 @@ def relative_file(value: Any, where: str) -> str:
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or Path(value).is_absolute():
         raise ArtifactError(f"{where}: {value!r} points outside the artifact folder")
+    return value
+
+
+def _file_entry(entry: Any, where: str) -> dict[str, Any]:
+    """A file a manifest lists: its relative name and, when recorded, its size and sha256 (the loaders check them)."""
+    entry = _object(entry, where)
+    relative_file(entry.get("file"), f"{where}.file")
+    if entry.get("bytes") is not None:
+        _int(entry["bytes"], f"{where}.bytes", 0, 1 << 50)
+    sha256 = entry.get("sha256")
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.match(sha256)):
+        raise ArtifactError(f"{where}.sha256: expected 64 lowercase hex digits, got {sha256!r}")
+    return entry
+
+
+def _recommended(value: Any) -> dict[str, Any] | None:
+    """The optional `recommended` section: per device, a backend, a precision and its options."""
+    if value is None:
+        return None
+    value = _object(value, "recommended")
+    for device, choice in value.items():
+        where = f"recommended.{device}"
+        choice = _object(choice, where)
+        if not isinstance(choice.get("backend"), str):
+            raise ArtifactError(f"{where}.backend: expected a backend name, got {choice.get('backend')!r}")
+        if choice.get("precision") is not None and not isinstance(choice["precision"], str):
+            raise ArtifactError(f"{where}.precision: expected a precision name, got {choice['precision']!r}")
+        _object(choice.get("options", {}), f"{where}.options")
     return value
 
 
@@ -184,10 +213,7 @@ def _model_entries(models: Any) -> dict[str, dict[str, dict[str, Any]]]:
             raise ArtifactError(f"models.{fmt}: unknown model format (known: {ONNX}, {TENSORRT})")
         out[fmt] = {}
         for precision, entry in _object(entries, f"models.{fmt}").items():
-            where = f"models.{fmt}.{precision}"
-            entry = _object(entry, where)
-            relative_file(entry.get("file"), f"{where}.file")
-            out[fmt][str(precision)] = entry
+            out[fmt][str(precision)] = _file_entry(entry, f"models.{fmt}.{precision}")
     return out
 
 
@@ -198,7 +224,10 @@ def _upgrade_1(d: dict[str, Any]) -> dict[str, Any]:
     models: dict[str, dict[str, Any]] = {ONNX: {}}
     for key, entry in old_models.items():
         if key == "trt":
-            models.setdefault(TENSORRT, {})[_object(entry, "models.trt").get("precision", "fp16")] = entry
+            precision = _object(entry, "models.trt").get("precision", "fp16")
+            if not isinstance(precision, str):
+                raise ArtifactError(f"models.trt.precision: expected a precision name, got {precision!r}")
+            models.setdefault(TENSORRT, {})[precision] = entry
         else:
             models[ONNX][key] = entry
     trt_precision = next(iter(models.get(TENSORRT, {})), "fp16")
@@ -210,7 +239,10 @@ def _upgrade_1(d: dict[str, Any]) -> dict[str, Any]:
         elif key == "trt":
             parity[f"trt/{trt_precision}"] = report
         else:
-            parity[f"{report.get('backend', 'ort-cpu')}/{key}"] = report
+            backend = report.get("backend", "ort-cpu")
+            if not isinstance(backend, str):
+                raise ArtifactError(f"parity.{key}.backend: expected a backend name, got {backend!r}")
+            parity[f"{backend}/{key}"] = report
     d.update(schema=SCHEMA, models=models, parity=parity)
     return d
 
@@ -291,15 +323,20 @@ class Manifest:
             specs[key] = [TensorSpec.from_json(s, f"{key}[{i}]") for i, s in enumerate(d[key])]
         source = _object(d.get("source", {}), "source")
         if "file" in source:
-            relative_file(source["file"], "source.file")
+            _file_entry(source, "source")
+        created = d.get("created", "")
+        if not isinstance(created, str):
+            raise ArtifactError(f"created: expected a date string, got {created!r}")
+        parity = {key: _object(report, f"parity.{key}")
+                  for key, report in _object(d.get("parity", {}), "parity").items()}
         return cls(name=name, variant=d["variant"], config=_object(d["config"], "config"),
                    inputs=specs["inputs"], outputs=specs["outputs"], batch=BatchRange.from_json(d["batch"]),
                    image=ImageFormat.from_json(d["image"]) if d.get("image") is not None else None,
-                   source=source, status=status, created=str(d.get("created", "")),
-                   models=_model_entries(d["models"]), parity=_object(d.get("parity", {}), "parity"),
+                   source=source, status=status, created=created,
+                   models=_model_entries(d["models"]), parity=parity,
                    versions=_object(d.get("versions", {}), "versions"),
                    triton=_object(d["triton"], "triton") if d.get("triton") is not None else None,
-                   recommended=_object(d["recommended"], "recommended") if d.get("recommended") is not None else None)
+                   recommended=_recommended(d.get("recommended")))
 
     @classmethod
     def load(cls, directory: Path) -> "Manifest":

@@ -1,14 +1,26 @@
 """Checkpoints: weights in safetensors, resumable state via torch.save (weights_only-safe).
 
 A checkpoint at step N is the pair `checkpoints/step_N.safetensors` (every network, keys
-prefixed "<net>.") and `checkpoints/step_N.state.pt` (optimisers, RNG, step). Both are
-written atomically (temp file + rename), state first, so a checkpoint whose weights file
-exists is complete. `generator.safetensors` holds only the deployed generator with the
-variant and config in its metadata: it is all export and inference need, and
-`build_generator` is how every stage rebuilds a generator from such a file (or a checkpoint).
+prefixed "<net>.") and `checkpoints/step_N.state.pt` (optimisers, RNG, step).
+
+Completeness rule: the state file is the checkpoint's marker. The weights are written first,
+the state last, each atomically (a temp file, then a rename), so a checkpoint is complete iff
+its state file exists. A write that fails (a full disk) removes the weights it left, and a
+kill between the two renames leaves weights without a state file: `remove_incomplete` deletes
+those (and the temp files of interrupted writes) when a run is resumed. Pruning deletes the
+marker first, so a kill while pruning leaves the same kind of debris, never a half checkpoint
+that looks whole.
+
+Everything is serialised in memory and written with Python's own file I/O, so a full disk is
+an OSError with errno ENOSPC (`is_disk_full`) rather than a library's own error text.
+`generator.safetensors` holds only the deployed generator with the variant and config in its
+metadata: it is all export and inference need, and `build_generator` is how every stage
+rebuilds a generator from such a file (or a checkpoint).
 """
 from __future__ import annotations
 
+import errno
+import io
 import json
 import re
 from pathlib import Path
@@ -16,34 +28,62 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ganrt import config as config_mod
-from ganrt.atomic import atomic_write
+from ganrt.atomic import atomic_write_bytes, remove_temp_files
 from ganrt.errors import CheckpointError
 from train import registry
 
 _STEP_RE = re.compile(r"step_(\d+)\.safetensors$")
 GENERATOR_FORMAT = "ganrt-generator/1"
+STATE_SUFFIX = ".state.pt"
 
 
 def _flat_state(nets: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
     return {f"{name}.{k}": v.detach().cpu().contiguous() for name, net in nets.items() for k, v in net.state_dict().items()}
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` is a write that failed for want of space (or of quota)."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def save_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Atomically write a safetensors file."""
-    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata=metadata))
+
+
+def _state_path(weights: Path) -> Path:
+    return weights.with_suffix(STATE_SUFFIX)
 
 
 def save_checkpoint(ckpt_dir: Path, step: int, nets: dict[str, nn.Module], state: dict[str, Any], meta: dict[str, str]) -> Path:
-    """Write the checkpoint for `step`; returns the weights path."""
-    stem = ckpt_dir / f"step_{step:07d}"
-    atomic_write(stem.with_suffix(".state.pt"), lambda p: torch.save(state, p))
-    weights = stem.with_suffix(".safetensors")
-    save_weights(weights, _flat_state(nets), {**meta, "step": str(step)})
+    """Write the checkpoint for `step`, weights then the state that marks it complete; returns the weights path."""
+    weights = ckpt_dir / f"step_{step:07d}.safetensors"
+    marker = _state_path(weights)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    try:
+        save_weights(weights, _flat_state(nets), {**meta, "step": str(step)})
+        atomic_write_bytes(marker, buffer.getvalue())
+    except BaseException:
+        if not marker.exists():  # weights without their state are no checkpoint: do not leave them
+            weights.unlink(missing_ok=True)
+        raise
     return weights
+
+
+def remove_incomplete(ckpt_dir: Path) -> list[Path]:
+    """Delete what interrupted writes left in `ckpt_dir`: temp files and weights without a state file."""
+    removed = remove_temp_files(ckpt_dir) if ckpt_dir.is_dir() else []
+    for weights in ckpt_dir.glob("step_*.safetensors"):
+        if _STEP_RE.search(weights.name) and not _state_path(weights).exists():
+            weights.unlink(missing_ok=True)
+            removed.append(weights)
+    return removed
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
@@ -51,7 +91,7 @@ def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
     found = []
     for p in ckpt_dir.glob("step_*.safetensors"):
         m = _STEP_RE.search(p.name)
-        if m and p.with_suffix(".state.pt").exists():
+        if m and _state_path(p).exists():
             found.append((int(m.group(1)), p))
     return sorted(found)
 
@@ -60,7 +100,7 @@ def prune_checkpoints(ckpt_dir: Path, keep: int) -> None:
     """Delete all but the newest `keep` checkpoints (step 0 stays: evaluation compares with it)."""
     for step, weights in list_checkpoints(ckpt_dir)[:-keep]:
         if step != 0:
-            weights.with_suffix(".state.pt").unlink(missing_ok=True)
+            _state_path(weights).unlink(missing_ok=True)  # the marker first (see the module doc)
             weights.unlink(missing_ok=True)
 
 
@@ -105,7 +145,7 @@ def load_into(net: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, sou
 
 def load_state(weights_path: Path) -> dict[str, Any]:
     """The resumable state beside a weights file, loaded without unpickling arbitrary objects."""
-    path = weights_path.with_suffix(".state.pt")
+    path = _state_path(weights_path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

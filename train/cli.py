@@ -1,12 +1,12 @@
 """`python -m train`: train a registered GAN variant.
 
-Exit codes: 0 done, 2 bad usage or input (one-line message), 1 training failed (e.g. a NaN
-loss), 130 interrupted (a checkpoint was saved; resume with --resume).
+Exit codes: 0 done, 2 bad usage or input (one-line message), 1 training failed (a NaN loss,
+a full disk: one line naming the last good checkpoint), 130 interrupted (Ctrl-C or SIGTERM:
+stopped after the current step with a checkpoint; resume with --resume).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -16,6 +16,7 @@ from typing import Any
 from ganrt import config as config_mod
 from ganrt.errors import UsageError
 from train import registry
+from train.config import RUN_CONFIG, read_run_config
 
 log = logging.getLogger("ganrt.train")
 
@@ -64,13 +65,14 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, registry.Variant, Any]:
     if name not in registry.names():
         name = next((a for a in argv if a in registry.names()), None if known.resume else name)
     if known.resume is not None:
-        cfg_file = known.resume / "config.json"
-        if not cfg_file.is_file():
-            raise UsageError(f"cannot resume {known.resume}: no config.json there (is it a run directory?)")
-        run_cfg = json.loads(cfg_file.read_text())
-        if name and name != run_cfg["variant"]:
-            raise UsageError(f"{known.resume} is a {run_cfg['variant']} run, not {name}")
-        name, saved = run_cfg["variant"], run_cfg["config"]
+        saved_name, saved = read_run_config(known.resume)
+        if name and name != saved_name:
+            raise UsageError(f"{known.resume} is a {saved_name} run, not {name}")
+        name = saved_name
+        try:  # the saved settings alone must be valid: they are what the checkpoints were trained with
+            config_mod.from_dict(registry.get(name).config, saved)
+        except UsageError as e:
+            raise UsageError(f"{known.resume / RUN_CONFIG}: {e}") from None
     if known.list or not name:
         parser = _base_parser(add_help=True)
         opts = parser.parse_args(argv)
@@ -102,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print("error: name a variant to train (python -m train --list shows them)", file=sys.stderr)
         return 2
-    from train.trainer import TrainingDiverged, run_training
+    from train.interrupt import Stopped
+    from train.trainer import DiskFull, TrainingDiverged, run_training
 
     run_dir: list[Path] = []
     try:
@@ -113,12 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except TrainingDiverged as e:
+    except (TrainingDiverged, DiskFull) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Stopped as e:
+        where = run_dir[0] if run_dir else "the run directory"
+        print(f"\ninterrupted: stopped at step {e.step} with a checkpoint; continue with: "
+              f"python -m train --resume {where}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         where = run_dir[0] if run_dir else "the run directory"
-        print(f"\ninterrupted: checkpoint saved; continue with: python -m train --resume {where}", file=sys.stderr)
+        print(f"\ninterrupted at once: nothing saved since the last checkpoint; continue from it with: "
+              f"python -m train --resume {where}", file=sys.stderr)
         return 130
     log.info("done: %s (generator: %s)", out, out / "generator.safetensors")
     return 0

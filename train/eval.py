@@ -28,6 +28,7 @@ from ganrt.atomic import atomic_write_text
 from ganrt.errors import UsageError
 from train import checkpoint as ckpt
 from train import registry
+from train.config import RUN_CONFIG, read_run_config
 
 log = logging.getLogger("ganrt.eval")
 
@@ -35,12 +36,12 @@ log = logging.getLogger("ganrt.eval")
 # -- models from runs -------------------------------------------------------------
 def load_run(run_dir: Path) -> tuple[registry.Variant, Any]:
     """(variant, config) of a run directory."""
-    cfg_file = run_dir / "config.json"
-    if not cfg_file.is_file():
-        raise UsageError(f"{run_dir} is not a run directory (no config.json)")
-    saved = json.loads(cfg_file.read_text())
-    variant = registry.get(saved["variant"])
-    return variant, config_mod.from_dict(variant.config, saved["config"])
+    name, saved = read_run_config(run_dir)
+    variant = registry.get(name)
+    try:
+        return variant, config_mod.from_dict(variant.config, saved)
+    except UsageError as e:
+        raise UsageError(f"{run_dir / RUN_CONFIG}: {e}") from None
 
 
 @torch.no_grad()

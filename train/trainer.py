@@ -9,8 +9,6 @@ import json
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,9 +22,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ganrt import config as config_mod
-from ganrt.atomic import atomic_write_text
+from ganrt.atomic import remove_temp_files
 from ganrt.errors import DataError, UsageError
 from train import checkpoint as ckpt
+from train.config import save_run_config
+from train.interrupt import Stopped, StopRequests
+from train.metrics import METRICS_FILE, MetricsLog, cut_after
 from train.nets.init import init_weights
 from train.registry import Variant
 from train.samples import grid, points_image, save_gif, save_png, to_uint8
@@ -38,12 +39,12 @@ SAMPLE_COUNT = 64
 GRID_PAIRS = 16  # translators' sample grids: input|output pairs, 8 per row
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class DiskFull(RuntimeError):
+    """A write found no space left; the message names the last good checkpoint."""
 
 
 @dataclass
@@ -156,6 +157,7 @@ class Trainer:
         self.step_fn = variant.step(cfg, self.nets, self.device, cfg.amp if self.device.type == "cuda" else cfg.cpu_amp)
         self.step = 0
         self.images_seen = 0
+        self.saved_step = -1  # the step of the newest checkpoint on disk
         self.ckpt_dir = run_dir / "checkpoints"
         self.samples_dir = run_dir / "samples"
         if resume:
@@ -175,6 +177,7 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Checkpoint every network, the optimisers, the RNG and the data position (rank 0)."""
+        self.saved_step = self.step
         if not self.dist.main:
             return
         state = {
@@ -187,7 +190,19 @@ class Trainer:
         ckpt.save_checkpoint(self.ckpt_dir, self.step, {k: _unwrap(n) for k, n in self.nets.items()}, state, self._meta())
         ckpt.prune_checkpoints(self.ckpt_dir, KEEP_CHECKPOINTS)
 
+    def _remove_interrupted_writes(self) -> None:
+        """Delete the temp files and half checkpoints that a kill during a write left (rank 0)."""
+        removed = ckpt.remove_incomplete(self.ckpt_dir)
+        for folder in (self.run_dir, self.samples_dir):
+            if folder.is_dir():
+                removed += remove_temp_files(folder)
+        if removed:
+            log.info("removed %d file(s) left by interrupted writes: %s", len(removed),
+                     ", ".join(p.name for p in removed))
+
     def _restore(self) -> None:
+        if self.dist.main:
+            self._remove_interrupted_writes()
         found = ckpt.list_checkpoints(self.ckpt_dir)
         if not found:
             raise UsageError(f"nothing to resume in {self.run_dir}: no complete checkpoint in {self.ckpt_dir}")
@@ -200,9 +215,12 @@ class Trainer:
         state = ckpt.load_state(weights)
         self.step_fn.load_state_dict(state["train"])
         self.step, self.images_seen = state["step"], state["images_seen"]
+        self.saved_step = self.step
         torch.set_rng_state(state["rng_cpu"])
         if state["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
+        if self.dist.main:  # the steps after the checkpoint run again: drop their old log lines
+            cut_after(self.run_dir / METRICS_FILE, self.step)
         log.info("resumed %s at step %d", self.run_dir, step)
 
     # -- pictures ------------------------------------------------------------------
@@ -234,17 +252,39 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------
     def fit(self, until: int | None = None) -> None:
-        """Train to `cfg.steps` (or pause at step `until`, checkpointed); Ctrl-C checkpoints and
-        stops; a NaN loss stops without saving."""
+        """Train to `cfg.steps` (or pause at step `until`, checkpointed).
+
+        Ctrl-C or SIGTERM stops at the next step boundary with a checkpoint (raises `Stopped`);
+        a NaN loss stops without saving (`TrainingDiverged`).
+        """
         cfg = self.cfg
         end = min(cfg.steps, until) if until is not None else cfg.steps
-        if self.dist.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "config.json", json.dumps(
-                {"variant": self.variant.name, "config": config_mod.to_dict(cfg)}, indent=2))
-        if self.step == 0:
-            self.save_samples()
-            self.save_checkpoint()  # step 0: the baseline the final evaluation compares with
+        with StopRequests() as stop:
+            if self.dist.main:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                save_run_config(self.run_dir, self.variant.name, config_mod.to_dict(cfg))
+            if self.step == 0:
+                self.save_samples()
+                self.save_checkpoint()  # step 0: the baseline the final evaluation compares with
+            self._train_until(end, stop)
+            if not stop.requested and self.step == cfg.steps:
+                self.finish()
+            if stop.requested or self.step < end:
+                if self.saved_step != self.step:
+                    self.save_checkpoint()
+                raise Stopped(self.step)
+
+    def _stop_agreed(self, stop: StopRequests) -> bool:
+        """Whether to stop before the next step; under torchrun a signal to any rank stops all at the same step."""
+        if self.dist.world == 1:
+            return stop.requested
+        flag = torch.tensor([float(stop.requested)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _train_until(self, end: int, stop: StopRequests) -> None:
+        """Whole steps up to `end`, with logs, samples and checkpoints; returns early when a stop is agreed."""
+        cfg = self.cfg
         start_batch = self.images_seen // cfg.batch_size
         batches = batch_stream(self.dataset, cfg.batch_size, cfg.seed, start_batch, self.dist, self.device,
                                cfg.num_workers)
@@ -255,18 +295,15 @@ class Trainer:
             drawn += 1
             return next(batches)
 
-        # SIGTERM (a scheduler's pre-emption, `kill`) stops like Ctrl-C: checkpoint, then exit.
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
         writer = self._tensorboard()
-        metrics = (self.run_dir / "metrics.jsonl").open("a") if self.dist.main else None
+        metrics = MetricsLog(self.run_dir / METRICS_FILE) if self.dist.main else None
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.variant.name, unit="step",
                    disable=not self.dist.main, dynamic_ncols=True)
         t0, drawn0 = time.perf_counter(), start_batch
         for net in self.nets.values():
             net.train()
         try:
-            while self.step < end:
+            while self.step < end and not self._stop_agreed(stop):
                 losses = self.step_fn(next_batch)
                 values = dict(zip(losses, torch.stack(list(losses.values())).float().tolist()))
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
@@ -282,9 +319,8 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix({**{k: f"{v:.3f}" for k, v in values.items()}, "img/s": f"{ips:.0f}"}, refresh=False)
                 if metrics and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
-                    metrics.write(json.dumps({"step": self.step, **values, "images_per_s": round(ips, 2),
-                                              "time": round(time.time(), 3)}) + "\n")
-                    metrics.flush()
+                    metrics.append({"step": self.step, **values, "images_per_s": round(ips, 2),
+                                    "time": round(time.time(), 3)})
                     if writer:
                         for k, v in values.items():
                             writer.add_scalar(f"loss/{k}", v, self.step)
@@ -293,20 +329,12 @@ class Trainer:
                     self.save_samples()
                 if self.step % cfg.checkpoint_every == 0 or self.step == end:
                     self.save_checkpoint()
-        except KeyboardInterrupt:
-            bar.close()
-            self.save_checkpoint()
-            raise
         finally:
-            if in_main_thread:
-                signal.signal(signal.SIGTERM, previous_handler)
             bar.close()
             if metrics:
                 metrics.close()
             if writer:
                 writer.close()
-        if self.step == cfg.steps:
-            self.finish()
 
     def finish(self) -> None:
         """Write generator.safetensors and progress.gif (rank 0)."""
@@ -337,18 +365,33 @@ def run_training(variant: Variant, cfg: Any, runs_root: Path = Path("runs"), res
         d = Dist(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
         if d.world > 1:  # every rank must agree on one directory: rank 0's timestamp
             run_dir = _broadcast_path(run_dir)
-    trainer = Trainer(variant, cfg, run_dir, resume=resume is not None)
-    if on_ready:
-        on_ready(run_dir)
-    trainer.fit()
-    if evaluate and trainer.dist.main:
-        from train.eval import evaluate_run
+    try:
+        trainer = Trainer(variant, cfg, run_dir, resume=resume is not None)
+        if on_ready:
+            on_ready(run_dir)
+        trainer.fit()
+        if evaluate and trainer.dist.main:
+            from train.eval import evaluate_run
 
-        evaluate_run(run_dir)
+            evaluate_run(run_dir)
+    except OSError as e:
+        if not ckpt.is_disk_full(e):
+            raise
+        raise DiskFull(disk_full_message(run_dir)) from None
     if trainer.dist.world > 1:
         dist.barrier()
         dist.destroy_process_group()
     return run_dir
+
+
+def disk_full_message(run_dir: Path) -> str:
+    """One line for a run that ran out of disk: what happened, the last good checkpoint, what to do."""
+    found = ckpt.list_checkpoints(run_dir / "checkpoints")
+    if not found:
+        return f"disk full: no space left for {run_dir}, and no checkpoint was saved; free some space and start again"
+    step, weights = found[-1]
+    return (f"disk full: no space left for {run_dir}; the last good checkpoint is step {step} ({weights}); "
+            f"free some space, then continue with --resume {run_dir}")
 
 
 def _broadcast_path(path: Path) -> Path:

@@ -148,7 +148,9 @@ def open_runner(artifact: Artifact | str | Path, backend: str = "auto", precisio
             trt_flags = {"trt_fp16": tgt.precision in ("fp16", "int8"), "trt_int8": tgt.precision == "int8",
                          "cache_dir": art.root / "ort-trt-cache"}
         session_options = {k: options.pop(k) for k in ("intra_op_threads", "device_id") if k in options}
-        load = session_loader(model, backend, **session_options, **trt_flags)
+        recorded = art.manifest.model(*tgt.model) or {}
+        load = session_loader(model, backend, **session_options, **trt_flags, sha256=recorded.get("sha256"),
+                              size=recorded.get("bytes"))
         return OrtRunner(load, art.inputs, art.outputs, backend=backend, precision=tgt.precision,
                          device_id=session_options.get("device_id", 0), **common, **options)
     from infer.runners.tensorrt_runner import TrtRunner, engine_loader

@@ -1,13 +1,14 @@
 """ONNX Runtime: one runner for ort-cpu, ort-cuda and ort-trt, which differ only in their providers list."""
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ganrt.errors import BackendUnavailable
+from ganrt.errors import ArtifactError, BackendUnavailable
 from infer.runners.base import Runner
 from infer.runners.devices import cuda_device_count
 
@@ -34,6 +35,28 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
+# ONNX Runtime's load errors that mean the file is not a usable model (others are the runtime's).
+_BAD_MODEL_ERRORS = ("InvalidProtobuf", "InvalidArgument", "InvalidGraph", "NoSuchFile", "NoModel", "Fail")
+
+
+def check_model_file(path: Path, sha256: str | None = None, size: int | None = None) -> None:
+    """Refuse a model file that is missing or is not the one the manifest recorded (its size, then its sha256)."""
+    if not path.is_file():
+        raise ArtifactError(f"model file not found: {path}")
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        what = "truncated" if actual < size else "not the exported file"
+        raise ArtifactError(f"{path} is {what}: {actual} bytes where the manifest recorded {size}; re-export it")
+    if sha256 is not None:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != sha256.lower():
+            raise ArtifactError(f"{path} is not the exported file: its sha256 differs from the manifest's "
+                                "(damaged or replaced); re-export it")
+
+
 def providers_for(backend: str, *, device_id: int = 0, trt_fp16: bool = False, trt_int8: bool = False,
                   cache_dir: Path | None = None) -> list[Any]:
     """The providers list for a backend, each GPU provider with its options (ONNX Runtime EP docs)."""
@@ -55,9 +78,13 @@ def providers_for(backend: str, *, device_id: int = 0, trt_fp16: bool = False, t
 
 
 def session_loader(model_path: Path, backend: str, *, intra_op_threads: int | None = None, device_id: int = 0,
-                   trt_fp16: bool = False, trt_int8: bool = False,
-                   cache_dir: Path | None = None) -> Callable[[], "ort.InferenceSession"]:
-    """A loader that builds an InferenceSession for `backend` (nothing is imported until it is called)."""
+                   trt_fp16: bool = False, trt_int8: bool = False, cache_dir: Path | None = None,
+                   sha256: str | None = None, size: int | None = None) -> Callable[[], "ort.InferenceSession"]:
+    """A loader that builds an InferenceSession for `backend` (nothing is imported until it is called).
+
+    The file is checked first against the `size` and `sha256` its manifest recorded, when given;
+    a file ONNX Runtime cannot parse is an ArtifactError naming it.
+    """
     def load() -> "ort.InferenceSession":
         ort = import_onnxruntime()
         wanted = PROVIDER[backend]
@@ -71,7 +98,14 @@ def session_loader(model_path: Path, backend: str, *, intra_op_threads: int | No
         if intra_op_threads:
             options.intra_op_num_threads = intra_op_threads
         providers = providers_for(backend, device_id=device_id, trt_fp16=trt_fp16, trt_int8=trt_int8, cache_dir=cache_dir)
-        session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        check_model_file(Path(model_path), sha256, size)
+        errors = ort.capi.onnxruntime_pybind11_state
+        bad_model = tuple(getattr(errors, name) for name in _BAD_MODEL_ERRORS if hasattr(errors, name))
+        try:
+            session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        except bad_model as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ArtifactError(f"{model_path} is not a usable ONNX model: {reason}") from None
         # ORT falls back to the next provider when one fails to initialise (e.g. CUDA or cuDNN
         # libraries missing): that would silently run on the CPU, so refuse it.
         if wanted not in session.get_providers():

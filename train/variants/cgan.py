@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 
 from ganrt.config import opt
-from train.config import TrainConfig
+from train.config import MAX_BATCH, MAX_STEPS, MAX_Z, TrainConfig
 from train.losses import ADVERSARIAL
 from train.nets import ConditionalDiscriminator28, ConditionalGenerator28
 from train.noise_gan import ConditionalStep, image_output, labelled_images, noise_feeds, noise_inputs
@@ -20,12 +20,12 @@ class CGANConfig(TrainConfig):
 
     size: int = opt(28, "image size", choices=(28,))
     channels: int = opt(1, "image channels", choices=(1, 3))
-    z_dim: int = opt(100, "noise dimension")
-    num_classes: int = opt(10, "number of classes (must match the dataset)")
-    embed_dim: int = opt(50, "label embedding size")
+    z_dim: int = opt(100, "noise dimension", min=1, max=MAX_Z)
+    num_classes: int = opt(10, "number of classes (must match the dataset)", min=2, max=10000)
+    embed_dim: int = opt(50, "label embedding size", min=1, max=MAX_Z)
     loss: str = opt("nonsaturating", "adversarial objective", choices=tuple(ADVERSARIAL))
-    steps: int = opt(5000, "generator updates")
-    batch_size: int = opt(64, "images per step")
+    steps: int = opt(5000, "generator updates", min=1, max=MAX_STEPS)
+    batch_size: int = opt(64, "images per step", min=1, max=MAX_BATCH)
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"steps": 800, "sample_every": 100, "checkpoint_every": 400},

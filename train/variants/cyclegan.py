@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ganrt.config import opt
-from train.config import TrainConfig
+from train.config import MAX_BATCH, MAX_CHANNELS, MAX_SIZE, MAX_STEPS, MAX_WEIGHT, MAX_WIDTH, TrainConfig
 from train.losses import least_squares_d_loss, least_squares_g_loss
 from train.nets import PatchDiscriminator, ResnetGenerator
 from train.registry import Variant, register
@@ -21,21 +21,23 @@ from train.translation import fixed_inputs, image_io, translation_feeds, unpaire
 class CycleGANConfig(TrainConfig):
     """ResNet generators, LSGAN, cycle 10, identity 0.5, 50-image pools, Adam 2e-4 / 0.5 (the paper's settings)."""
 
-    size: int = opt(256, "training image size (a multiple of 4)")
-    channels: int = opt(3, "image channels")
-    ngf: int = opt(64, "generator width")
-    ndf: int = opt(64, "discriminator width")
-    n_blocks: int = opt(9, "residual blocks (9 at 256, 6 at 128 in the paper)")
-    lambda_cycle: float = opt(10.0, "weight of the cycle-consistency L1 terms")
-    lambda_identity: float = opt(0.5, "identity loss weight, relative to lambda_cycle")
-    pool_size: int = opt(50, "generated images kept to show the discriminators (Shrivastava et al. 2017)")
-    decay_from: float = opt(0.5, "fraction of training after which the learning rate decays linearly to 0")
+    size: int = opt(256, "training image size (a multiple of 4)", min=32, max=MAX_SIZE, multiple_of=4)
+    channels: int = opt(3, "image channels", min=1, max=MAX_CHANNELS)
+    ngf: int = opt(64, "generator width", min=1, max=MAX_WIDTH)
+    ndf: int = opt(64, "discriminator width", min=1, max=MAX_WIDTH)
+    n_blocks: int = opt(9, "residual blocks (9 at 256, 6 at 128 in the paper)", min=0, max=64)
+    lambda_cycle: float = opt(10.0, "weight of the cycle-consistency L1 terms", min=0.0, max=MAX_WEIGHT)
+    lambda_identity: float = opt(0.5, "identity loss weight, relative to lambda_cycle", min=0.0, max=MAX_WEIGHT)
+    pool_size: int = opt(50, "generated images kept to show the discriminators (Shrivastava et al. 2017)",
+                         min=0, max=10000)
+    decay_from: float = opt(0.5, "fraction of training after which the learning rate decays linearly to 0",
+                             min=0.0, max=1.0)
     jitter: bool = opt(True, "random resize/crop and flip on real data")
-    steps: int = opt(200000, "generator updates (horse2zebra: 200 epochs of ~1,000 images)")
-    batch_size: int = opt(1, "images per step")
-    sample_every: int = opt(500, "steps between sample grids")
-    checkpoint_every: int = opt(2000, "steps between checkpoints")
-    eval_samples: int = opt(64, "held-out images used by the final evaluation")
+    steps: int = opt(200000, "generator updates (horse2zebra: 200 epochs of ~1,000 images)", min=1, max=MAX_STEPS)
+    batch_size: int = opt(1, "images per step", min=1, max=MAX_BATCH)
+    sample_every: int = opt(500, "steps between sample grids", min=1, max=MAX_STEPS)
+    checkpoint_every: int = opt(2000, "steps between checkpoints", min=1, max=MAX_STEPS)
+    eval_samples: int = opt(64, "held-out images used by the final evaluation", min=1, max=10**6)
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"size": 64, "ngf": 16, "ndf": 32, "n_blocks": 6, "batch_size": 4, "steps": 1200,

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 
 from ganrt.config import opt
-from train.config import TrainConfig
+from train.config import MAX_BATCH, MAX_STEPS, MAX_WIDTH, MAX_Z, TrainConfig
 from train.losses import ADVERSARIAL
 from train.nets import DCGAN28Discriminator, DCGAN28Generator, DCGAN64Discriminator, DCGAN64Generator
 from train.noise_gan import AdversarialStep, image_output, labelled_images, noise_feeds, noise_inputs
@@ -20,12 +20,12 @@ class DCGANConfig(TrainConfig):
 
     size: int = opt(28, "image size: 28 (TF tutorial nets) or 64 (the paper's nets)", choices=(28, 64))
     channels: int = opt(1, "image channels (1 grey, 3 colour)", choices=(1, 3))
-    z_dim: int = opt(100, "noise dimension")
-    ngf: int = opt(64, "generator width (64x64 nets)")
-    ndf: int = opt(64, "discriminator width (64x64 nets)")
+    z_dim: int = opt(100, "noise dimension", min=1, max=MAX_Z)
+    ngf: int = opt(64, "generator width (64x64 nets)", min=1, max=MAX_WIDTH)
+    ndf: int = opt(64, "discriminator width (64x64 nets)", min=1, max=MAX_WIDTH)
     loss: str = opt("nonsaturating", "adversarial objective", choices=tuple(ADVERSARIAL))
-    steps: int = opt(5000, "generator updates")
-    batch_size: int = opt(128, "images per step (the paper's mini-batch)")
+    steps: int = opt(5000, "generator updates", min=1, max=MAX_STEPS)
+    batch_size: int = opt(128, "images per step (the paper's mini-batch)", min=1, max=MAX_BATCH)
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"steps": 600, "batch_size": 64, "sample_every": 100, "checkpoint_every": 300},

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 
 from ganrt.config import opt
-from train.config import TrainConfig
+from train.config import MAX_STEPS, MAX_Z, TrainConfig
 from train.losses import ADVERSARIAL
 from train.nets import MLPDiscriminator, MLPGenerator
 from train.noise_gan import TOY_SETS, AdversarialStep, noise_feeds, noise_inputs, points_output, toy_dataset, toy_dim
@@ -19,16 +19,16 @@ class GANConfig(TrainConfig):
     """MLP generator and discriminator on a 1-D Gaussian or a 2-D ring of 8 Gaussians."""
 
     builtin: str = opt("ring", "built-in toy set", choices=TOY_SETS)
-    z_dim: int = opt(16, "noise dimension")
-    hidden: int = opt(128, "hidden units per MLP layer")
-    layers: int = opt(3, "MLP layers")
+    z_dim: int = opt(16, "noise dimension", min=1, max=MAX_Z)
+    hidden: int = opt(128, "hidden units per MLP layer", min=1, max=8192)
+    layers: int = opt(3, "MLP layers", min=1, max=64)
     loss: str = opt("nonsaturating", "adversarial objective", choices=tuple(ADVERSARIAL))
-    steps: int = opt(20000, "generator updates")
-    batch_size: int = opt(512, "points per step (the Unrolled-GAN ring setup, Metz et al. 2017)")
-    lr_g: float = opt(1e-4, "generator learning rate (Adam)")
-    lr_d: float = opt(1e-4, "discriminator learning rate (Adam)")
-    sample_every: int = opt(1000, "steps between sample plots")
-    eval_samples: int = opt(20000, "generated points used by the final evaluation")
+    steps: int = opt(20000, "generator updates", min=1, max=MAX_STEPS)
+    batch_size: int = opt(512, "points per step (the Unrolled-GAN ring setup, Metz et al. 2017)", min=1, max=65536)
+    lr_g: float = opt(1e-4, "generator learning rate (Adam)", min=0.0, max=1.0)
+    lr_d: float = opt(1e-4, "discriminator learning rate (Adam)", min=0.0, max=1.0)
+    sample_every: int = opt(1000, "steps between sample plots", min=1, max=MAX_STEPS)
+    eval_samples: int = opt(20000, "generated points used by the final evaluation", min=1, max=10**6)
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"steps": 10000},

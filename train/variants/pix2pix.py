@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ganrt.config import opt
-from train.config import TrainConfig
+from train.config import MAX_BATCH, MAX_CHANNELS, MAX_SIZE, MAX_STEPS, MAX_WEIGHT, MAX_WIDTH, TrainConfig
 from train.losses import minimax_d_loss, nonsaturating_g_loss
 from train.nets import PatchDiscriminator, UnetGenerator, unet_depth
 from train.registry import Variant, register
@@ -20,18 +20,19 @@ from train.translation import fixed_inputs, image_io, paired_dataset, translatio
 class Pix2PixConfig(TrainConfig):
     """U-Net-256 + 70x70 PatchGAN, GAN + 100 L1, batch norm, Adam 2e-4 / 0.5 (the paper's settings)."""
 
-    size: int = opt(256, "training image size (a power of two >= 32; the U-Net depth follows it)")
-    channels: int = opt(3, "image channels")
-    ngf: int = opt(64, "generator width")
-    ndf: int = opt(64, "discriminator width")
-    lambda_l1: float = opt(100.0, "weight of the L1 reconstruction term")
+    size: int = opt(256, "training image size (a power of two >= 32; the U-Net depth follows it)",
+                     choices=tuple(2**k for k in range(5, MAX_SIZE.bit_length())))
+    channels: int = opt(3, "image channels", min=1, max=MAX_CHANNELS)
+    ngf: int = opt(64, "generator width", min=1, max=MAX_WIDTH)
+    ndf: int = opt(64, "discriminator width", min=1, max=MAX_WIDTH)
+    lambda_l1: float = opt(100.0, "weight of the L1 reconstruction term", min=0.0, max=MAX_WEIGHT)
     direction: str = opt("AtoB", "which side of each pair is the input", choices=("AtoB", "BtoA"))
     jitter: bool = opt(True, "random resize-286/crop-256 and flip on real data (the paper's jitter)")
-    steps: int = opt(80000, "generator updates (facades: 200 epochs of 400 images)")
-    batch_size: int = opt(1, "images per step")
-    sample_every: int = opt(500, "steps between sample grids")
-    checkpoint_every: int = opt(2000, "steps between checkpoints")
-    eval_samples: int = opt(64, "held-out images used by the final evaluation")
+    steps: int = opt(80000, "generator updates (facades: 200 epochs of 400 images)", min=1, max=MAX_STEPS)
+    batch_size: int = opt(1, "images per step", min=1, max=MAX_BATCH)
+    sample_every: int = opt(500, "steps between sample grids", min=1, max=MAX_STEPS)
+    checkpoint_every: int = opt(2000, "steps between checkpoints", min=1, max=MAX_STEPS)
+    eval_samples: int = opt(64, "held-out images used by the final evaluation", min=1, max=10**6)
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"size": 64, "ngf": 32, "ndf": 32, "batch_size": 4, "steps": 1500, "sample_every": 100,

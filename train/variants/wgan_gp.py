@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 
 from ganrt.config import opt
-from train.config import TrainConfig
+from train.config import MAX_BATCH, MAX_STEPS, MAX_WEIGHT, MAX_WIDTH, MAX_Z, TrainConfig
 from train.nets import (
     DCGAN28Discriminator,
     DCGAN28Generator,
@@ -38,18 +38,18 @@ class WGANGPConfig(TrainConfig):
     builtin: str = opt("shapes", "built-in set when --data is not given", choices=("shapes",) + TOY_SETS)
     size: int = opt(28, "image size: 28 or 64", choices=(28, 64))
     channels: int = opt(1, "image channels", choices=(1, 3))
-    z_dim: int = opt(100, "noise dimension")
-    ngf: int = opt(64, "generator width (64x64 nets)")
-    ndf: int = opt(64, "critic width (64x64 nets)")
-    hidden: int = opt(512, "MLP width on toy sets (the paper's toy nets use 512)")
-    n_critic: int = opt(5, "critic updates per generator update")
-    gp_lambda: float = opt(10.0, "gradient penalty weight")
-    steps: int = opt(5000, "generator updates")
-    batch_size: int = opt(64, "images per critic step")
-    lr_g: float = opt(1e-4, "generator learning rate (Adam)")
-    lr_d: float = opt(1e-4, "critic learning rate (Adam)")
-    beta1: float = opt(0.0, "Adam beta1")
-    beta2: float = opt(0.9, "Adam beta2")
+    z_dim: int = opt(100, "noise dimension", min=1, max=MAX_Z)
+    ngf: int = opt(64, "generator width (64x64 nets)", min=1, max=MAX_WIDTH)
+    ndf: int = opt(64, "critic width (64x64 nets)", min=1, max=MAX_WIDTH)
+    hidden: int = opt(512, "MLP width on toy sets (the paper's toy nets use 512)", min=1, max=8192)
+    n_critic: int = opt(5, "critic updates per generator update", min=1, max=100)
+    gp_lambda: float = opt(10.0, "gradient penalty weight", min=0.0, max=MAX_WEIGHT)
+    steps: int = opt(5000, "generator updates", min=1, max=MAX_STEPS)
+    batch_size: int = opt(64, "images per critic step", min=1, max=MAX_BATCH)
+    lr_g: float = opt(1e-4, "generator learning rate (Adam)", min=0.0, max=1.0)
+    lr_d: float = opt(1e-4, "critic learning rate (Adam)", min=0.0, max=1.0)
+    beta1: float = opt(0.0, "Adam beta1 (below 1)", min=0.0, max=0.9999)
+    beta2: float = opt(0.9, "Adam beta2 (below 1)", min=0.0, max=0.9999)
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"steps": 300, "sample_every": 50, "checkpoint_every": 150},
