@@ -35,6 +35,14 @@ class Service:
         """The longest side a translation runs at (None: no limit)."""
         return self.options.max_side or None
 
+    def fitted(self) -> str:
+        """At which size translations run, for people."""
+        side = self.model.processor.long_side(self.options.size)
+        if side is None:
+            cap = f", scaled down to at most {self.max_side} pixels on the longer side" if self.max_side else ""
+            return f"run at its own size{cap}"
+        return f"run with its longer side at {min(side, self.max_side or side)} pixels, then resized back"
+
 
 def add_generate(app: FastAPI, service: Service) -> None:
     """POST /v1/generate: n samples from noise, as a PNG grid, an npz or a zip of PNGs."""
@@ -95,7 +103,7 @@ def add_translate(app: FastAPI, service: Service) -> None:
 
         def prepare() -> Any:
             image = decode_image(data, max_pixels=service.options.max_pixels)
-            return proc.images_to_feeds([image], max_side=service.max_side)
+            return proc.images_to_feeds([image], max_side=service.max_side, side=service.options.size)
 
         feeds, plans = await run_in_threadpool(prepare)
         outputs = await service.batcher.infer_async(feeds)
@@ -109,7 +117,14 @@ def add_translate(app: FastAPI, service: Service) -> None:
     app.post("/v1/translate", summary="Translate one image", response_class=Response,
              openapi_extra={"requestBody": schemas.translate_body(service.options.max_body_bytes,
                                                                   service.options.max_pixels)},
-             responses=schemas.translate_responses(service.max_side))(translate)
+             responses=schemas.translate_responses(*_translate_fit(service)))(translate)
+
+
+def _translate_fit(service: Service) -> tuple[str, tuple[int, int]]:
+    """How /v1/translate fits images, and the smallest it takes (nothing to say for a noise model)."""
+    if service.model.kind != "translate":
+        return "it does not translate: a noise model", (1, 1)
+    return service.fitted(), service.model.processor.min_image_size
 
 
 def add_health(app: FastAPI, service: Service) -> None:
