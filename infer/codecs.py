@@ -50,7 +50,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, channel_orde
         raise
     except UnidentifiedImageError:
         raise BadImage(f"not an image in a known format ({len(data)} bytes starting {data[:8]!r})") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # Pillow's own limit, past ours: too large all the same
+        raise ImageTooLarge(f"image too large: {e}") from None
+    except (OSError, ValueError, SyntaxError) as e:
         raise BadImage(f"cannot decode image: {e}") from None
     if arr.ndim == 3 and check_order(channel_order) == "BGR":
         arr = arr[:, :, ::-1]

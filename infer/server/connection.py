@@ -8,8 +8,8 @@ runs against one deadline at a time:
   gets 408.
 - body: from the head, the body has `body_s` to arrive in full (a total, so that trickling a
   byte at a time does not extend it). 408 if the app is still waiting for it, else a close.
-A head longer than h11's limit gets 414 (the request line) or 431 (the headers), and an
-unparsable one 400. Error replies are followed by a lingering close: the rest of the
+A head longer than h11's limit (16 KiB by default) gets 414 (the request line) or 431 (the
+headers), however it arrives, and an unparsable one 400. Error replies are followed by a lingering close: the rest of the
 request is read and dropped for a moment, or the kernel's reset could destroy the reply
 before the client reads it.
 """
@@ -69,6 +69,8 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering:
             return  # the rest of a refused request: dropped
+        if self.conn.their_state is h11.IDLE and self._head_too_long(data):
+            return
         super().data_received(data)
         self._follow()
 
@@ -124,15 +126,20 @@ class GuardedH11Protocol(H11Protocol):
 
     # ---- refusals -------------------------------------------------------------------------
 
+    def _head_too_long(self, data: bytes) -> bool:
+        """Refuse a request head longer than `head_limit` (h11 checks only heads that arrive in pieces)."""
+        pending = self.conn.trailing_data[0] + data
+        end = pending.find(b"\r\n\r\n")
+        if (end + 4 if end >= 0 else len(pending)) <= self.head_limit:
+            return False
+        if b"\n" in pending[: self.head_limit]:  # the request line ended: the headers are too long
+            self._refuse(431, "headers_too_large", f"request headers are longer than {self.head_limit} bytes")
+        else:
+            self._refuse(414, "uri_too_long", f"request line (URL) is longer than {self.head_limit} bytes")
+        return True
+
     def send_400_response(self, msg: str) -> None:
-        """h11 could not parse the head: too long (414 or 431), or malformed (400)."""
-        pending = self.conn.trailing_data[0]
-        if len(pending) > self.head_limit:
-            if b"\n" in pending[: self.head_limit]:  # the request line ended: the headers are too long
-                self._refuse(431, "headers_too_large", "request headers are too large")
-            else:
-                self._refuse(414, "uri_too_long", "request line (URL) is too long")
-            return
+        """h11 could not parse the head (uvicorn's name for this moment)."""
         self._refuse(400, "invalid_request", "malformed HTTP request")
 
     def _refuse(self, status: int, kind: str, message: str) -> None:
