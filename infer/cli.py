@@ -116,7 +116,7 @@ def _images_in(in_dir: Path, out_dir: Path) -> tuple[list[Path], list[Path]]:
     return images, broken
 
 
-def output_paths(images: list[Path], in_dir: Path, out_dir: Path) -> dict[Path, Path]:
+def _output_paths(images: list[Path], in_dir: Path, out_dir: Path) -> dict[Path, Path]:
     """OUT_DIR/<relative path>.png for each image; images that would share one (a.jpg, a.png) keep their
     extension in it instead (a.jpg.png, a.png.png), so that no output overwrites another."""
     plain = {p: (out_dir / p.relative_to(in_dir)).with_suffix(".png") for p in images}
@@ -132,7 +132,7 @@ def output_paths(images: list[Path], in_dir: Path, out_dir: Path) -> dict[Path, 
     return outputs
 
 
-def read_image(path: Path, pairs: str | None = None) -> np.ndarray:
+def _read_image(path: Path, pairs: str | None = None) -> np.ndarray:
     """An image file as uint8 RGB; with `pairs` (AtoB, BtoA), the left or right half of a side-by-side A|B pair."""
     from infer.codecs import decode_image
 
@@ -153,7 +153,7 @@ def _translate_batch(model: Any, batch: list[tuple[Path, Path]], opts: Translate
     failed = []
     for path, out in batch:
         try:
-            image = read_image(path, opts.pairs)
+            image = _read_image(path, opts.pairs)
             model.processor.plan(image.shape[:2], side=opts.size)  # too small for the model: this image only
             ready.append((out, image))
         except (InputError, OSError) as e:
@@ -175,7 +175,7 @@ def cmd_translate(args: argparse.Namespace, opts: TranslateOptions) -> int:
     artifact = Path(args.paths[0]) if len(args.paths) == 3 else None
     in_dir, out_dir = (Path(p) for p in args.paths[-2:])
     images, broken = _images_in(in_dir, out_dir)
-    todo = list(output_paths(images, in_dir, out_dir).items())
+    todo = list(_output_paths(images, in_dir, out_dir).items())
     failed: list[Path] = []
     with _load(artifact, opts) as model:
         if model.kind != "translate":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ganrt.config import opt
 from ganrt.targets import BACKENDS, TARGETS, precisions_of
@@ -36,7 +37,7 @@ def parse_side(text: str) -> int | str:
     raise argparse.ArgumentTypeError(f"expected {TRAINED}, {NATIVE} or a positive number of pixels, got {text!r}")
 
 
-def side_option(what: str) -> int | str:
+def side_option(what: str) -> Any:
     """The --size field of a command that translates `what`: the model's training size unless told otherwise."""
     return opt(TRAINED, f"longer side of {what} as the model sees them, aspect kept, the result resized back: "
                         f"{TRAINED} (the size the model was trained at, from its manifest), {NATIVE} (their own "
@@ -99,7 +100,6 @@ class ServiceOptions:
                               "to it and are resized back; 0: no limit", min=0)
     max_pixels: int = opt(DEFAULT_MAX_PIXELS, "largest decoded image in pixels; larger ones get 413 before they are "
                                        "decoded", min=1)
-
     limit_concurrency: int = opt(256, "most requests in progress at once, beyond it 503 + Retry-After (idle and "
                                       "still-arriving connections do not count)", min=1)
 

@@ -35,14 +35,6 @@ class Service:
         """The longest side a translation runs at (None: no limit)."""
         return self.options.max_side or None
 
-    def fitted(self) -> str:
-        """At which size translations run, for people."""
-        side = self.model.processor.long_side(self.options.size)
-        if side is None:
-            cap = f", scaled down to at most {self.max_side} pixels on the longer side" if self.max_side else ""
-            return f"run at its own size{cap}"
-        return f"run with its longer side at {min(side, self.max_side or side)} pixels, then resized back"
-
 
 def add_generate(app: FastAPI, service: Service) -> None:
     """POST /v1/generate: n samples from noise, as a PNG grid, an npz or a zip of PNGs."""
@@ -121,10 +113,15 @@ def add_translate(app: FastAPI, service: Service) -> None:
 
 
 def _translate_fit(service: Service) -> tuple[str, tuple[int, int]]:
-    """How /v1/translate fits images, and the smallest it takes (nothing to say for a noise model)."""
+    """At which size /v1/translate runs images, for people, and the smallest image it takes."""
+    proc = service.model.processor
     if service.model.kind != "translate":
-        return "it does not translate: a noise model", (1, 1)
-    return service.fitted(), service.model.processor.min_image_size
+        return "a noise model: it does not translate", (1, 1)
+    side, cap = proc.long_side(service.options.size), service.max_side
+    if side is None:
+        return f"run at its own size{f', scaled down to at most {cap} pixels on the longer side' if cap else ''}", \
+            proc.min_image_size
+    return f"run with its longer side at {min(side, cap or side)} pixels, then resized back", proc.min_image_size
 
 
 def add_health(app: FastAPI, service: Service) -> None:
