@@ -429,3 +429,18 @@ def test_slow_clients_do_not_lock_others_out(strict_server):
     finally:
         for sock in stuck:
             sock.close()
+
+
+def test_bodies_arriving_at_once_have_a_memory_budget(translator):
+    # limit 1 x 50 KB: one open upload of 40 KB leaves no room for another 30 KB, whatever the
+    # number of requests in progress (none here).
+    app = create_app(translator, ServiceOptions(limit_concurrency=1, max_body_mb=50 / 1024))
+    junk = bytes(30 * 1024)
+    with LiveServer(app, **DEADLINES) as server:
+        with _open(server.port, HEAD.replace(b"1000", b"45000") + bytes(40 * 1024)):
+            time.sleep(0.5)
+            busy = httpx.post(f"{server.url}/v1/translate", content=junk, headers={"content-type": "image/png"})
+            assert _error(busy, 503, "busy") and busy.headers["retry-after"] == "1"
+        time.sleep(0.3)
+        _error(httpx.post(f"{server.url}/v1/translate", content=junk, headers={"content-type": "image/png"}),
+               400, "bad_image")

@@ -31,6 +31,10 @@ class Disconnected(Exception):
     """The client left before its body arrived."""
 
 
+class ReceivingTooMuch(Exception):
+    """The bodies being received at once would pass their memory budget."""
+
+
 def _declared_length(scope: dict) -> int | None:
     """The Content-Length header (None when absent, -1 when it is not a number)."""
     length = dict(scope.get("headers") or []).get(b"content-length")
@@ -42,12 +46,19 @@ def _declared_length(scope: dict) -> int | None:
 
 class Guard:
     """Reads each request's body (413 past `max_body` bytes, declared or streamed), refuses requests beyond
-    `limit_concurrency` in progress (503), and records every request's status and latency."""
+    `limit_concurrency` in progress (503), and records every request's status and latency.
+
+    Bodies still arriving hold no place among the requests in progress, but their bytes count:
+    at most `limit_concurrency` bodies' worth (`limit_concurrency * max_body` bytes) is received at
+    once, beyond it 503, so memory stays bounded however many uploads are open.
+    """
 
     def __init__(self, app: Any, max_body: int, metrics: Metrics, limit_concurrency: int):
         self.app, self.max_body, self.metrics = app, max_body, metrics
         self.limit_concurrency = limit_concurrency
         self.in_progress = 0
+        self.receiving = 0  # bytes of bodies being received now
+        self.receive_budget = limit_concurrency * max(max_body, 1)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -85,6 +96,10 @@ class Guard:
             await error_response(413, "payload_too_large", f"request body larger than {self.max_body} bytes")(
                 scope, receive, send)
             return
+        except ReceivingTooMuch:
+            await error_response(503, "busy", "too many request bodies are arriving at once",
+                                 {"Retry-After": "1"})(scope, receive, send)
+            return
         except Disconnected:
             # Not the service's fault, and nobody is left to answer: a note, not an error.
             log.info("%s %s: the client disconnected before its request body arrived", scope.get("method"),
@@ -103,17 +118,23 @@ class Guard:
     async def _body(self, receive: Any) -> bytes:
         """The whole request body; PayloadTooLarge once more than `max_body` bytes have arrived."""
         chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise Disconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise PayloadTooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise Disconnected
+                chunk = message.get("body", b"")
+                if size + len(chunk) > self.max_body:
+                    raise PayloadTooLarge
+                if self.receiving + len(chunk) > self.receive_budget:
+                    raise ReceivingTooMuch
+                size += len(chunk)
+                self.receiving += len(chunk)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+        finally:
+            self.receiving -= size
 
 
 def _replay(body: bytes, receive: Any) -> Any:
