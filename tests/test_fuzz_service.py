@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from infer.server.connection import LINGER_S
 from infer.server.process import ServerProcess
 
 SEED = 11
@@ -32,7 +33,6 @@ FAST_PROBES = 3000  # answered requests
 SLOW_PROBES = 160   # sockets that stall (idle, half a head, half a body, kept alive): all open at once
 CONCURRENCY = 24
 HEAD_S, BODY_S, KEEP_ALIVE_S = 1.0, 2.0, 1.0
-LINGER_S = 2.0      # infer.server.connection.LINGER_S: a refused client's last moments
 MAX_BODY_MB = 1
 CLIENT_TIMEOUT_S = 30.0
 # What the server's resident memory may grow by over the whole run.

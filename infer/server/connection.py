@@ -9,9 +9,9 @@ runs against one deadline at a time:
 - body: from the head, the body has `body_s` to arrive in full (a total, so that trickling a
   byte at a time does not extend it). 408 if the app is still waiting for it, else a close.
 A head longer than h11's limit (16 KiB by default) gets 414 (the request line) or 431 (the
-headers), however it arrives, and an unparsable one 400. Error replies are followed by a lingering close: the rest of the
-request is read and dropped for a moment, or the kernel's reset could destroy the reply
-before the client reads it.
+headers), however it arrives, and an unparsable one 400. Error replies are followed by a
+lingering close: the rest of the request is read and dropped for a moment, or the kernel's
+reset could destroy the reply before the client reads it.
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ LINGER_S = 2.0
 
 @dataclass(frozen=True)
 class Deadlines:
-    """Seconds a client has for each part of a request."""
+    """Seconds a client has for each part of a request (`ServeOptions.header_timeout`, `body_timeout`)."""
 
-    head_s: float = 10.0
-    body_s: float = 30.0
+    head_s: float
+    body_s: float
 
 
 def _reply(status: int, kind: str, message: str) -> tuple[h11.Response, bytes]:
@@ -51,7 +51,7 @@ def _reply(status: int, kind: str, message: str) -> tuple[h11.Response, bytes]:
 class GuardedH11Protocol(H11Protocol):
     """An h11 connection that times out slow and idle clients (`Deadlines`) and answers oversized heads."""
 
-    def __init__(self, *args: Any, deadlines: Deadlines = Deadlines(), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, deadlines: Deadlines, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deadlines = deadlines
         # The longest head h11 buffers before giving up on it (what uvicorn gave its h11.Connection).
