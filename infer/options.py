@@ -116,10 +116,11 @@ class ServeOptions(ServiceOptions, ModelOptions):
     host: str = opt("127.0.0.1", "address to listen on (127.0.0.1: this machine only; there is no authentication)")
     port: int = opt(8000, "TCP port", min=0)
     header_timeout: float = opt(10.0, "seconds a connection has to send a complete request head; silence is "
-                                      "closed, a partial head gets 408", min=0.1)
+                                      "closed, a partial head gets 408", min=0.1, metavar="SECONDS")
     body_timeout: float = opt(30.0, "seconds a request body has to arrive in full after its head (408 after)",
-                              min=0.1)
-    keep_alive: float = opt(5.0, "seconds an idle connection stays open after a response", min=0.1)
+                              min=0.1, metavar="SECONDS")
+    keep_alive: float = opt(5.0, "seconds an idle connection stays open after a response", min=0.1,
+                            metavar="SECONDS")
     warmup: bool = opt(True, "run one inference before listening")
 
 
