@@ -1,4 +1,5 @@
-"""The export, stage by stage: source -> fp32/fp16/int8 ONNX -> TensorRT -> parity -> Triton -> manifest.
+"""The export, stage by stage: source -> fp32 ONNX -> minimum size -> fp16/int8 ONNX -> TensorRT -> parity -> Triton
+-> manifest.
 
 This module only orders the stages and times them; each stage's policy lives in its own module
 and every stage reads and extends one `ExportContext`. Everything is driven by the registry's
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export import fp16, int8, onnx_fp32, parity, tensorrt_build, triton
+from export import fp16, int8, min_size, onnx_fp32, parity, tensorrt_build, triton
 from export.context import ExportContext, load_context
 from export.options import ExportOptions
 from export.parity import ParityReport
@@ -62,6 +63,8 @@ def plan(opts: ExportOptions) -> list[tuple[str, Stage]]:
     """The stages after loading, in order, for these options."""
     by_precision = {"fp32": onnx_fp32.stage, "fp16": fp16.stage, "int8": int8.stage}
     stages: list[tuple[str, Stage]] = [(f"{p} ONNX", by_precision[p]) for p in opts.onnx_precisions()]
+    # Right after the fp32 model, which it runs.
+    stages.insert(1, ("minimum size", min_size.stage))
     if opts.trt:
         stages.append(("TensorRT engine", tensorrt_build.stage))
     return stages + [("parity", parity.stage), ("Triton repository", triton.stage),

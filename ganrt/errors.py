@@ -49,6 +49,10 @@ class ImageTooLarge(InputError):
     """An image with more pixels than allowed."""
 
 
+class ImageTooSmall(BadImage):
+    """An image smaller than the model's smallest input."""
+
+
 class UnsupportedOperation(InputError):
     """The artifact cannot do this (e.g. translate with a noise-to-image model)."""
 

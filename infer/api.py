@@ -18,7 +18,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from ganrt.artifact import Artifact
-from infer.prepost import Plan, Processor, check_image
+from infer.prepost import TRAINED, Plan, Processor, check_image
 
 log = logging.getLogger("ganrt.infer")
 
@@ -96,21 +96,23 @@ class Generator:
     # ---- images -> images ----------------------------------------------------------------
 
     def translate(self, images: np.ndarray | Sequence[np.ndarray], channel_order: str = "RGB",
-                  size: int | tuple[int, int] | None = None, max_side: int | None = None
-                  ) -> np.ndarray | list[np.ndarray]:
+                  size: int | tuple[int, int] | None = None, max_side: int | None = None,
+                  side: int | str = TRAINED) -> np.ndarray | list[np.ndarray]:
         """uint8 HWC image(s) -> translated uint8 image(s) of the same size(s) and channel order.
 
         Accepts one HWC array (returns one), an NHWC array (returns NHWC) or a list (returns a
-        list). Images are fitted to the model (see `Processor.plan`: `size` forces a model size,
-        `max_side` caps the longer side) and put back to their own size afterwards.
+        list). Images are fitted to the model (see `Processor.plan`): by default their longer side
+        is scaled to the size the model was trained at (`side`: TRAINED, NATIVE for their own size,
+        or pixels), `max_side` caps it, `size` forces a model size; outputs are put back to each
+        image's own size.
         """
         if isinstance(images, np.ndarray) and images.ndim in (2, 3):
-            return self.translate([images], channel_order, size, max_side)[0]
+            return self.translate([images], channel_order, size, max_side, side)[0]
         batch_array = isinstance(images, np.ndarray)
         items = list(images)
         if not items:
             return np.empty((0,), np.uint8) if batch_array else []
-        plans = [self.processor.plan(check_image(im).shape[:2], size, max_side) for im in items]
+        plans = [self.processor.plan(check_image(im).shape[:2], size, max_side, side) for im in items]
         results: list[np.ndarray | None] = [None] * len(items)
         # Images that fit to the same model size run together, up to max_batch at a time.
         groups: dict[tuple[int, int], list[int]] = {}

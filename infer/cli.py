@@ -11,14 +11,17 @@ import dataclasses
 import json
 import logging
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from ganrt import config
 from ganrt.artifact import MANIFEST
 from ganrt.atomic import atomic_write_bytes
-from ganrt.errors import UsageError
+from ganrt.errors import BadImage, InputError, UsageError
 from ganrt.locations import ARTIFACTS_ROOT, shipped_artifact
 from infer.options import ModelOptions, SampleOptions, ServeOptions, TranslateOptions, WebcamOptions
 
@@ -80,38 +83,85 @@ def cmd_sample(args: argparse.Namespace, opts: SampleOptions) -> int:
     return 0
 
 
-def _images_in(in_dir: Path, out_dir: Path) -> list[Path]:
-    """The images under `in_dir` (by extension; others are skipped with a warning), none of them under `out_dir`."""
+def _images_in(in_dir: Path, out_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(image files under `in_dir`, none under `out_dir`; image names that cannot be read: broken links).
+
+    Everything else is skipped with a warning that says why: not an image by its extension, a
+    directory or another non-file named like an image."""
     if not in_dir.is_dir():
         raise UsageError(f"input folder {in_dir} does not exist")
     if out_dir.resolve() == in_dir.resolve():
         raise UsageError("OUT_DIR must differ from IN_DIR (outputs would overwrite inputs)")
-    files = sorted(p for p in in_dir.rglob("*") if p.is_file() and out_dir.resolve() not in p.resolve().parents)
-    images = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
-    for p in files:
-        if p.suffix.lower() not in IMAGE_EXTS:
+    images, broken = [], []
+    for p in sorted(in_dir.rglob("*")):
+        if out_dir.resolve() in p.resolve().parents:
+            continue
+        named_like_one = p.suffix.lower() in IMAGE_EXTS
+        if p.is_file() and named_like_one:
+            images.append(p)
+        elif p.is_file():
             log.warning("skipping %s: not an image (by its extension)", p)
-    if not images:
+        elif p.is_symlink() and not p.exists():
+            if named_like_one:
+                broken.append(p)
+            else:
+                log.warning("skipping %s: a broken link", p)
+        elif named_like_one:
+            kind = "a directory (its contents are translated)" if p.is_dir() else "not a regular file"
+            log.warning("skipping %s: %s, not an image file", p, kind)
+    for p in broken:
+        log.error("cannot read %s: a broken link", p)
+    if not images and not broken:
         raise UsageError(f"no images in {in_dir} (looked for {', '.join(sorted(IMAGE_EXTS))})")
-    return images
+    return images, broken
 
 
-def _translate_batch(model: Any, paths: list[Path], in_dir: Path, out_dir: Path, max_side: int | None) -> list[Path]:
-    """Translate `paths` in one call into OUT_DIR/<relative path>.png; returns the ones that could not be read."""
-    from ganrt.errors import InputError
-    from infer.codecs import decode_image, encode_png
+def _output_paths(images: list[Path], in_dir: Path, out_dir: Path) -> dict[Path, Path]:
+    """OUT_DIR/<relative path>.png for each image; images that would share one (a.jpg, a.png) keep their
+    extension in it instead (a.jpg.png, a.png.png), so that no output overwrites another."""
+    plain = {p: (out_dir / p.relative_to(in_dir)).with_suffix(".png") for p in images}
+    counts = Counter(plain.values())
+    outputs = {p: out.with_name(p.name + ".png") if counts[out] > 1 else out for p, out in plain.items()}
+    for out, n in counts.items():
+        if n > 1:
+            log.warning("%d images would write %s: each keeps its extension (%s)", n, out,
+                        ", ".join(outputs[p].name for p, o in plain.items() if o == out))
+    taken = [out for out, n in Counter(outputs.values()).items() if n > 1]
+    if taken:
+        raise UsageError(f"several inputs map to {taken[0]} even with their extensions kept: rename one of them")
+    return outputs
 
-    readable, arrays, failed = [], [], []
-    for path in paths:
+
+def _read_image(path: Path, pairs: str | None = None) -> np.ndarray:
+    """An image file as uint8 RGB; with `pairs` (AtoB, BtoA), the left or right half of a side-by-side A|B pair."""
+    from infer.codecs import decode_image
+
+    image = decode_image(path.read_bytes())
+    if pairs is None:
+        return image
+    half = image.shape[1] // 2
+    if half < 1:
+        raise BadImage(f"{image.shape[1]} pixel(s) wide: too narrow to be a side-by-side A|B pair")
+    return np.ascontiguousarray(image[:, :half] if pairs == "AtoB" else image[:, image.shape[1] - half:])
+
+
+def _translate_batch(model: Any, batch: list[tuple[Path, Path]], opts: TranslateOptions) -> list[Path]:
+    """Translate (input, output) pairs in one model call; returns the inputs that could not be read or fitted."""
+    from infer.codecs import encode_png
+
+    ready: list[tuple[Path, np.ndarray]] = []
+    failed = []
+    for path, out in batch:
         try:
-            arrays.append(decode_image(path.read_bytes()))
-            readable.append(path)
+            image = _read_image(path, opts.pairs)
+            model.processor.plan(image.shape[:2], side=opts.size)  # too small for the model: this image only
+            ready.append((out, image))
         except (InputError, OSError) as e:
-            log.error("cannot read %s: %s", path, e)
+            log.error("cannot translate %s: %s", path, e)
             failed.append(path)
-    if readable:
-        for path, image in zip(readable, model.translate(arrays, max_side=max_side)):
-            atomic_write_bytes((out_dir / path.relative_to(in_dir)).with_suffix(".png"), encode_png(image))
+    if ready:
+        for (out, _), image in zip(ready, model.translate([im for _, im in ready], side=opts.size)):
+            atomic_write_bytes(out, encode_png(image))
     return failed
 
 
@@ -124,17 +174,21 @@ def cmd_translate(args: argparse.Namespace, opts: TranslateOptions) -> int:
         raise UsageError("translate needs [ARTIFACT] IN_DIR OUT_DIR")
     artifact = Path(args.paths[0]) if len(args.paths) == 3 else None
     in_dir, out_dir = (Path(p) for p in args.paths[-2:])
-    images = _images_in(in_dir, out_dir)
+    images, broken = _images_in(in_dir, out_dir)
+    todo = list(_output_paths(images, in_dir, out_dir).items())
     failed: list[Path] = []
     with _load(artifact, opts) as model:
         if model.kind != "translate":
             raise UsageError(f"{model.name} samples from noise ({model.variant}): use `python -m infer sample` instead")
-        with logging_redirect_tqdm(), tqdm(total=len(images), unit="img", desc="translate") as bar:
-            for start in range(0, len(images), opts.batch_size):
-                batch = images[start:start + opts.batch_size]
-                failed += _translate_batch(model, batch, in_dir, out_dir, opts.size or None)
+        side = model.processor.long_side(opts.size)
+        log.info("translating at %s", f"{side} pixels on the longer side" if side else "each image's own size")
+        with logging_redirect_tqdm(), tqdm(total=len(todo), unit="img", desc="translate") as bar:
+            for start in range(0, len(todo), opts.batch_size):
+                batch = todo[start:start + opts.batch_size]
+                failed += _translate_batch(model, batch, opts)
                 bar.update(len(batch))
-    print(f"translated {len(images) - len(failed)} image(s) into {out_dir}"
+    failed += broken
+    print(f"translated {len(todo) + len(broken) - len(failed)} image(s) into {out_dir}"
           + (f"; {len(failed)} failed: " + ", ".join(str(p) for p in failed) if failed else ""))
     return 2 if failed else 0
 
@@ -163,6 +217,11 @@ def cmd_webcam(args: argparse.Namespace, opts: WebcamOptions) -> int:
     print(json.dumps(stats.summary()) if opts.json else stats.report())
     if opts.out is not None and stats.written:
         print(f"wrote {opts.out} ({stats.written} frames)")
+    if stats.ended_early:
+        of = f" of {stats.declared}" if stats.declared else ""
+        print(f"error: {opts.source} ended early: {stats.captured}{of} frames read, {stats.unreadable} could not "
+              "be read", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -213,11 +272,14 @@ COMMANDS = {
                       "Sample n images (noise-to-image models) and write them as one grid image."),
     "translate": Command(
         cmd_translate, TranslateOptions, _translate_args, "translate every image in a folder",
-        "Translate each image of IN_DIR (recursively) into OUT_DIR as PNG, keeping relative paths and image sizes. "
-        "Non-images are skipped with a warning; an unreadable image is reported by name and the rest continue "
-        "(exit code 2 at the end if any failed).",
-        usage="python -m infer translate [-h] [--backend B] [--precision P] [--batch-size N] [--size N] "
-              "[ARTIFACT] IN_DIR OUT_DIR"),
+        "Translate each image of IN_DIR (recursively) into OUT_DIR as PNG, keeping relative paths and image sizes "
+        "(a.jpg and a.png in one folder become a.jpg.png and a.png.png). The model runs at the size it was trained "
+        "at (from its manifest): each image's longer side is scaled to it and the result scaled back; --size native "
+        "runs each image at its own size. Non-images are skipped with a warning; an image that cannot be read, or "
+        "is too small for the model, is reported by name and the rest continue (exit code 2 at the end if any "
+        "failed).",
+        usage="python -m infer translate [-h] [--backend B] [--precision P] [--batch-size N] "
+              "[--size N|trained|native] [--pairs AtoB|BtoA] [ARTIFACT] IN_DIR OUT_DIR"),
     "serve": Command(cmd_serve, ServeOptions, _artifact_arg, "serve the model over HTTP (FastAPI + uvicorn)",
                      "HTTP service: POST /v1/generate, POST /v1/translate, GET /health, GET /metrics, OpenAPI at "
                      "/docs. Requests are grouped by a dynamic batcher."),

@@ -1,4 +1,9 @@
-"""Image codecs: encoded bytes <-> uint8 arrays (PNG, JPEG, WebP, ...), and zip / npz bundles of them."""
+"""Image codecs: encoded bytes <-> uint8 arrays (PNG, JPEG, WebP, ...), and zip / npz bundles of them.
+
+Every decoded image becomes 8 bits per channel by scaling its full range, never by clipping:
+16-bit greyscale (PNG, TIFF, PGM) maps 0..65535 to 0..255, float images 0..1 to 0..255
+(Pillow itself already scales 16-bit colour images down to 8 bits).
+"""
 from __future__ import annotations
 
 import io
@@ -37,17 +42,38 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, channel_orde
             if w * h > max_pixels:
                 raise ImageTooLarge(f"image is {w}x{h} = {w * h} pixels; the limit is {max_pixels}")
             im = ImageOps.exif_transpose(im)
-            mode = "L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB"
-            arr = np.asarray(im.convert(mode))
+            if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit integer or float greyscale
+                arr = to_uint8(np.asarray(im))
+            else:
+                arr = np.asarray(im.convert("L" if im.mode in ("1", "L") else "RGB"))
     except InputError:
         raise
     except UnidentifiedImageError:
         raise BadImage(f"not an image in a known format ({len(data)} bytes starting {data[:8]!r})") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # Pillow's own limit, past ours: too large all the same
+        raise ImageTooLarge(f"image too large: {e}") from None
+    except (OSError, ValueError, SyntaxError) as e:
         raise BadImage(f"cannot decode image: {e}") from None
     if arr.ndim == 3 and check_order(channel_order) == "BGR":
         arr = arr[:, :, ::-1]
     return np.ascontiguousarray(arr)
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """An image array of any bit depth -> uint8, its full range scaled to 0..255.
+
+    uint8 stays as it is; 16-bit and wider integers are read as 16-bit (0..65535: Pillow's 32-bit
+    mode holds 16-bit PGM and PNG data); floats as 0..1. Other dtypes are a BadImage.
+    """
+    a = np.asarray(pixels)
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype.kind in "iu":
+        wide = np.clip(a.astype(np.int64), 0, 65535)
+        return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    if a.dtype.kind == "f":
+        return np.rint(np.clip(np.nan_to_num(a.astype(np.float64)), 0.0, 1.0) * 255).astype(np.uint8)
+    raise BadImage(f"cannot read pixels of dtype {a.dtype} as an image")
 
 
 def encode_png(image: np.ndarray, channel_order: str = "RGB") -> bytes:

@@ -6,12 +6,15 @@ has the same settings from the command line and from Python.
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ganrt.config import opt
 from ganrt.targets import BACKENDS, TARGETS, precisions_of
 from infer.codecs import DEFAULT_MAX_PIXELS
+from infer.prepost import NATIVE, TRAINED
 
 BACKEND_CHOICES = ("auto", *BACKENDS)
 PRECISION_CHOICES = tuple(dict.fromkeys(t.precision for t in TARGETS))
@@ -23,6 +26,23 @@ def _precisions_by_backend() -> str:
         groups.setdefault(precisions_of(backend), []).append(backend)
     return "; ".join(f"{', '.join(backends)}: {', '.join(precisions)}" for precisions, backends in groups.items())
 
+
+
+def parse_side(text: str) -> int | str:
+    """--size: `trained`, `native` or a positive number of pixels."""
+    if text in (TRAINED, NATIVE):
+        return text
+    if text.isascii() and text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected {TRAINED}, {NATIVE} or a positive number of pixels, got {text!r}")
+
+
+def side_option(what: str) -> Any:
+    """The --size field of a command that translates `what`: the model's training size unless told otherwise."""
+    return opt(TRAINED, f"longer side of {what} as the model sees them, aspect kept, the result resized back: "
+                        f"{TRAINED} (the size the model was trained at, from its manifest), {NATIVE} (their own "
+                        "size; a fully convolutional model trained at another size gives poor results), or N pixels",
+               parse=parse_side, metavar="N|trained|native")
 
 
 @dataclass
@@ -58,8 +78,10 @@ class TranslateOptions(ModelOptions):
 
     batch_size: int = opt(1, "images per model call (same-size images are batched; batching brings nothing per "
                              "image on a small CPU)", min=1)
-    size: int = opt(0, "run the model with the longer side scaled to this many pixels (aspect kept, result resized "
-                       "back); 0: each image at its own size", min=0)
+    size: int | str = side_option("the images")
+    pairs: str | None = opt(None, "the inputs are side-by-side A|B pair files (as pix2pix datasets ship them): AtoB "
+                                  "translates each left half, BtoA each right half", choices=("AtoB", "BtoA"),
+                            default_text="whole images")
 
 
 @dataclass
@@ -73,10 +95,13 @@ class ServiceOptions:
                               "(raised to max-n if lower)", min=1)
     max_n: int = opt(64, "largest n for /v1/generate", min=1)
     max_body_mb: float = opt(10.0, "largest request body in MB, enforced while reading", min=0)
-    max_side: int = opt(1024, "translate: images with a longer side above this run scaled down to it and are "
-                              "resized back; 0: no limit", min=0)
+    size: int | str = side_option("the images /v1/translate receives")
+    max_side: int = opt(1024, "translate: images with a longer side above this (at --size native) run scaled down "
+                              "to it and are resized back; 0: no limit", min=0)
     max_pixels: int = opt(DEFAULT_MAX_PIXELS, "largest decoded image in pixels; larger ones get 413 before they are "
                                        "decoded", min=1)
+    limit_concurrency: int = opt(256, "most requests in progress at once, beyond it 503 + Retry-After (idle and "
+                                      "still-arriving connections do not count)", min=1)
 
     @property
     def max_body_bytes(self) -> int:
@@ -90,7 +115,12 @@ class ServeOptions(ServiceOptions, ModelOptions):
 
     host: str = opt("127.0.0.1", "address to listen on (127.0.0.1: this machine only; there is no authentication)")
     port: int = opt(8000, "TCP port", min=0)
-    limit_concurrency: int = opt(256, "most open connections/requests before uvicorn answers 503", min=1)
+    header_timeout: float = opt(10.0, "seconds a connection has to send a complete request head; silence is "
+                                      "closed, a partial head gets 408", min=0.1, metavar="SECONDS")
+    body_timeout: float = opt(30.0, "seconds a request body has to arrive in full after its head (408 after)",
+                              min=0.1, metavar="SECONDS")
+    keep_alive: float = opt(5.0, "seconds an idle connection stays open after a response", min=0.1,
+                            metavar="SECONDS")
     warmup: bool = opt(True, "run one inference before listening")
 
 
@@ -102,8 +132,7 @@ class WebcamOptions(ModelOptions):
     out: Path | None = opt(None, "write the side-by-side video here (.mp4, mp4v codec)", metavar="FILE",
                            default_text="not written")
     window: bool = opt(True, "show a window; --no-window on headless machines (needed with opencv-python-headless)")
-    size: int | None = opt(None, "longer side of the model input in pixels, aspect kept; 0: the frame's own size",
-                           min=0, default_text="the size the model was trained at")
+    size: int | str = side_option("the frames")
     realtime: bool = opt(False, "treat a video file like a camera: paced at its frame rate, stale frames dropped")
     max_frames: int | None = opt(None, "stop after this many frames", min=1, default_text="no limit")
     json: bool = opt(False, "print the final stats as JSON")

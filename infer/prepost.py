@@ -2,13 +2,15 @@
 
 Users hand over uint8 HWC images (RGB unless they say BGR: OpenCV frames are BGR) and get
 uint8 HWC images back; the model sees NCHW float32 in the manifest's `image.value_range`, at
-a size it accepts (`image.size_multiple`, `default_size`, `dynamic_size`). Noise models get
+a size it accepts (`image.size_multiple`, `default_size`, `dynamic_size`, `min_size`): by
+default the size it was trained at, resized back afterwards. Noise models get
 `z` from a seed and labels checked against `num_classes`. Nothing here knows a variant by
 name: everything comes from the manifest's `inputs`, `outputs` and `image` sections.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -16,10 +18,13 @@ import cv2
 import numpy as np
 
 from ganrt.artifact import ImageFormat, Manifest
-from ganrt.errors import BadImage, InputError, UnknownLabel, UnsupportedOperation, UsageError
+from ganrt.errors import BadImage, ImageTooSmall, InputError, UnknownLabel, UnsupportedOperation, UsageError
 from ganrt.signature import TensorSpec
 from infer.codecs import check_order
 
+# How large images run (`side` of `Processor.plan`), besides a number of pixels for the longer side:
+TRAINED = "trained"  # the longer side scaled to the size the model was trained at (resized back after)
+NATIVE = "native"    # each image at its own size
 
 @dataclass(frozen=True)
 class Plan:
@@ -35,6 +40,10 @@ def _fixed_format(spec: TensorSpec) -> ImageFormat:
     channels, h, w = spec.shape[1:]
     return ImageFormat(channels=int(channels or 3), value_range=spec.range or (-1.0, 1.0),
                        default_size=(h, w) if h and w else None, dynamic_size=not (h and w))
+
+
+# A class index written as text: ASCII digits only (str.isdigit and int() also take "٣" or "³").
+_INDEX = re.compile(r"-?[0-9]{1,18}")
 
 
 def _round_up(x: int, m: int) -> int:
@@ -96,7 +105,7 @@ class Processor:
         names = self.class_names or ()
         out = np.empty(n, dtype=np.int64)
         for i, lab in enumerate(labels):
-            if isinstance(lab, str) and not lab.lstrip("-").isdigit():
+            if isinstance(lab, str) and not _INDEX.fullmatch(lab):
                 if lab not in names:
                     valid = f"one of {list(names)}" if names else f"an integer in [0, {k})"
                     raise UnknownLabel(f"unknown label {lab!r}: use {valid}")
@@ -133,31 +142,63 @@ class Processor:
 
     # ---- images -------------------------------------------------------------------------
 
-    def plan(self, hw: tuple[int, int], size: int | tuple[int, int] | None = None,
-             max_side: int | None = None) -> Plan:
+    def long_side(self, side: int | str = TRAINED) -> int | None:
+        """The longer side images run at: TRAINED the training size's, NATIVE None (their own size), or N pixels."""
+        if side == NATIVE:
+            return None
+        if side == TRAINED:
+            default = self._in_fmt().default_size
+            return max(default) if default else None
+        if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or side < 1:
+            raise InputError(f"side must be {TRAINED!r}, {NATIVE!r} or a positive number of pixels, not {side!r}")
+        return int(side)
+
+    @property
+    def min_image_size(self) -> tuple[int, int]:
+        """The smallest image (height, width) this model translates: padded to the size multiple, it reaches
+        the manifest's `image.min_size` (1 x 1 when the manifest does not say)."""
+        fmt = self._in_fmt()
+        if fmt.min_size is None or not fmt.dynamic_size:
+            return 1, 1
+        m = fmt.size_multiple
+        return ((math.ceil(fmt.min_size[0] / m) - 1) * m + 1, (math.ceil(fmt.min_size[1] / m) - 1) * m + 1)
+
+    def plan(self, hw: tuple[int, int], size: int | tuple[int, int] | None = None, max_side: int | None = None,
+             side: int | str = TRAINED) -> Plan:
         """Pick the model size for an image of size `hw`.
 
-        `size` forces the model input to size x size (or (h, w)); otherwise a model with dynamic
-        H/W runs at the image's own size (scaled down so its longer side is at most `max_side`)
-        padded up to the size multiple, and a fixed-size model runs at its default size.
+        `size` forces the model input to size x size (or (h, w)). Otherwise a model with dynamic H/W
+        runs with the image's longer side scaled to `side` (TRAINED: the size the model was trained
+        at; NATIVE: the image's own size), then scaled down so that it is at most `max_side`, and
+        padded up to the size multiple; a fixed-size model runs at its default size. Images smaller
+        than `min_image_size` are an ImageTooSmall, and no scaling goes below it.
         """
         fmt = self._in_fmt()
         h, w = int(hw[0]), int(hw[1])
         m = fmt.size_multiple
+        low_h, low_w = self.min_image_size
+        if h < low_h or w < low_w:
+            raise ImageTooSmall(f"image is {h}x{w} pixels (height x width); this model needs at least {low_h}x{low_w}")
         if size is not None:
             sh, sw = (size, size) if isinstance(size, (int, np.integer)) else size
             if sh < 1 or sw < 1:
                 raise InputError(f"size must be positive, not {size!r}")
             scaled = (_round_up(int(sh), m), _round_up(int(sw), m))
+            if fmt.min_size and (scaled[0] < fmt.min_size[0] or scaled[1] < fmt.min_size[1]):
+                raise InputError(f"size {scaled[0]}x{scaled[1]} is below this model's smallest input "
+                                 f"{fmt.min_size[0]}x{fmt.min_size[1]}")
             return Plan((h, w), scaled, scaled)
         if not fmt.dynamic_size:
             if fmt.default_size is None:
                 raise UsageError("manifest has a fixed-size image input but no image.default_size")
             return Plan((h, w), fmt.default_size, fmt.default_size)
+        longer = self.long_side(side) or max(h, w)
+        if max_side is not None:
+            longer = min(longer, max_side)
         scaled = (h, w)
-        if max_side is not None and max(h, w) > max_side:
-            r = max_side / max(h, w)
-            scaled = (max(1, round(h * r)), max(1, round(w * r)))
+        if longer != max(h, w):
+            r = longer / max(h, w)
+            scaled = (max(low_h, round(h * r)), max(low_w, round(w * r)))
         return Plan((h, w), scaled, (_round_up(scaled[0], m), _round_up(scaled[1], m)))
 
     def image_to_model(self, image: np.ndarray, plan: Plan, channel_order: str = "RGB") -> np.ndarray:
@@ -179,14 +220,14 @@ class Processor:
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
     def images_to_feeds(self, images: Sequence[np.ndarray], channel_order: str = "RGB",
-                        size: int | tuple[int, int] | None = None,
-                        max_side: int | None = None) -> tuple[dict[str, np.ndarray], list[Plan]]:
+                        size: int | tuple[int, int] | None = None, max_side: int | None = None,
+                        side: int | str = TRAINED) -> tuple[dict[str, np.ndarray], list[Plan]]:
         """Images that fit to one model size -> ({input: NCHW float32}, plans); sizes must agree."""
         if self.kind != "translate":
             raise UnsupportedOperation("this artifact samples from noise; it does not translate images")
         if len(images) == 0:
             raise InputError("no images given")
-        plans = [self.plan(check_image(im).shape[:2], size, max_side) for im in images]
+        plans = [self.plan(check_image(im).shape[:2], size, max_side, side) for im in images]
         if len({p.model_hw for p in plans}) != 1:
             raise InputError("images fit to different model sizes: feed them separately (or pass size=)")
         x = np.stack([self.image_to_model(im, p, channel_order) for im, p in zip(images, plans)])

@@ -10,6 +10,10 @@ Frame policy:
 - video file: every frame is processed, none is dropped (capture waits for inference), so
   the output has exactly as many frames as the input, at the input's frame rate.
 
+Frames that cannot be decoded are skipped and counted (`unreadable`), as long as a file has
+frames left by its container's count (a camera: up to MAX_FAILURES_IN_A_ROW failed reads). A
+source whose last frames could not be read `ended_early`: the command line exits 2.
+
 Latency is measured per frame from outside the model: "processing" is translate + compose
 (pre/post-processing included), "age" is from the frame being read to its result being
 ready (it includes waiting for the inference thread).
@@ -31,11 +35,17 @@ import cv2
 import numpy as np
 
 from ganrt.errors import UsageError
+from infer.codecs import to_uint8
+from infer.prepost import TRAINED
 
 log = logging.getLogger("ganrt.infer.webcam")
 
 WINDOW = "ganrt: original | translated  (q / Esc to quit)"
 _END = object()
+# Failed reads in a row after which a source is taken to have ended (a camera unplugged, a file cut short).
+MAX_FAILURES_IN_A_ROW = 30
+# OpenCV takes a camera index as a C int.
+MAX_CAMERA_INDEX = 2**31 - 1
 
 
 @dataclass
@@ -46,6 +56,10 @@ class PipelineStats:
     live: bool = False
     backend: str = ""
     captured: int = 0
+    unreadable: int = 0
+    # Frames the source said it has (a file's container count; None for cameras and streams).
+    declared: int | None = None
+    ended_early: bool = False
     processed: int = 0
     dropped: int = 0
     written: int = 0
@@ -65,7 +79,8 @@ class PipelineStats:
             return float(np.percentile(xs, q)) if xs else float("nan")
         return {
             "source": self.source, "live": self.live, "backend": self.backend,
-            "captured": self.captured, "processed": self.processed, "dropped": self.dropped,
+            "captured": self.captured, "unreadable": self.unreadable, "declared": self.declared,
+            "ended_early": self.ended_early, "processed": self.processed, "dropped": self.dropped,
             "written": self.written, "fps": round(self.fps, 2), "wall_s": round(self.wall_s, 3),
             "latency_mean_ms": round(float(np.mean(self.processing_ms)), 2) if self.processing_ms else float("nan"),
             "latency_p50_ms": round(pct(self.processing_ms, 50), 2),
@@ -77,7 +92,8 @@ class PipelineStats:
     def report(self) -> str:
         """A few lines for the terminal."""
         s = self.summary()
-        return (f"frames: captured {s['captured']}, processed {s['processed']}, dropped {s['dropped']}, "
+        unreadable = f", unreadable {s['unreadable']}" if s["unreadable"] else ""
+        return (f"frames: captured {s['captured']}{unreadable}, processed {s['processed']}, dropped {s['dropped']}, "
                 f"written {s['written']}{' (interrupted)' if s['interrupted'] else ''}\n"
                 f"latency per frame (translate + overlay, {s['backend']}): mean {s['latency_mean_ms']} ms, "
                 f"p50 {s['latency_p50_ms']} ms, p99 {s['latency_p99_ms']} ms\n"
@@ -121,7 +137,9 @@ class LatestFrame:
 
 def parse_source(source: str | int) -> tuple[str | int, bool]:
     """'0' -> camera 0 (live); rtsp/http URLs are live; anything else must be an existing file."""
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+    if isinstance(source, int) or (isinstance(source, str) and source.isascii() and source.isdigit()):
+        if int(source) > MAX_CAMERA_INDEX:
+            raise UsageError(f"camera index {source} is out of range (0 to {MAX_CAMERA_INDEX})")
         return int(source), True
     if "://" in str(source):
         return str(source), True
@@ -184,14 +202,14 @@ class _Fps:
 
 
 def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, window: bool = False,
-                 size: int | None = None, realtime: bool | None = None, stop: threading.Event | None = None,
+                 size: int | str = TRAINED, realtime: bool | None = None, stop: threading.Event | None = None,
                  max_frames: int | None = None, on_frame: Callable[[np.ndarray], None] | None = None) -> PipelineStats:
     """Translate `source` frame by frame with `model` (an `infer.api.Generator`); returns the stats.
 
-    `size`: longer side of the model input (aspect kept; default: the artifact's trained size;
-    0: the frame's own size). `realtime`: treat a video file like a camera (paced at its FPS,
-    stale frames dropped); default: only cameras and streams are live. `stop`: set it to end
-    the run (as `q` does). `max_frames`: stop after capturing that many.
+    `size`: longer side of the model input, aspect kept (TRAINED: the artifact's trained size;
+    NATIVE: the frame's own size; or pixels). `realtime`: treat a video file like a camera (paced
+    at its FPS, stale frames dropped); default: only cameras and streams are live. `stop`: set it
+    to end the run (as `q` does). `max_frames`: stop after capturing that many.
     """
     src, live = parse_source(source)
     if realtime is not None:
@@ -199,10 +217,7 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
     is_file = isinstance(src, str) and "://" not in src
     if model.kind != "translate":
         raise UsageError(f"{model.name} samples from noise ({model.variant}); the webcam needs an image-to-image model")
-    fmt = model.processor.in_format
-    if size is None:
-        size = max(fmt.default_size) if fmt and fmt.default_size else 0
-    max_side = size or None
+    model.processor.long_side(size)  # a bad size fails before the source opens
 
     if window:
         ok, why = display_available()
@@ -218,8 +233,10 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
         raise UsageError(f"cannot open {what}" + (" (no camera on this machine?)" if isinstance(src, int) else ""))
     src_fps = cap.get(cv2.CAP_PROP_FPS)
     src_fps = src_fps if src_fps and np.isfinite(src_fps) and 0 < src_fps <= 1000 else 30.0
+    declared = cap.get(cv2.CAP_PROP_FRAME_COUNT) if is_file else 0
+    declared = int(declared) if declared and np.isfinite(declared) and declared > 0 else None
 
-    stats = PipelineStats(source=str(source), live=live, backend=model.backend)
+    stats = PipelineStats(source=str(source), live=live, backend=model.backend, declared=declared)
     stop = stop or threading.Event()
     frames_live = LatestFrame()
     frames_file: queue.Queue = queue.Queue(maxsize=4)
@@ -236,9 +253,18 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
                 continue
         return False
 
+    def more_to_read(failures: int) -> bool:
+        """After a failed read: whether the source has frames left (a file by its count, a camera by luck)."""
+        if failures >= MAX_FAILURES_IN_A_ROW:
+            return False
+        if declared is not None:
+            return stats.captured + stats.unreadable < declared
+        return not is_file
+
     def capture() -> None:
         period = 1.0 / src_fps
         next_t = time.perf_counter()
+        failures = 0  # in a row
         try:
             while not stop.is_set():
                 if max_frames is not None and stats.captured >= max_frames:
@@ -250,7 +276,15 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
                         time.sleep(delay)
                 ok, frame = cap.read()
                 if not ok:
-                    break
+                    if not more_to_read(failures):
+                        break
+                    failures += 1
+                    stats.unreadable += 1
+                    continue
+                failures = 0
+                frame = to_uint8(frame)  # 16-bit sources (OpenCV without RGB conversion) scale down
+                if frame.ndim == 2:
+                    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
                 stats.captured += 1
                 item = (frame, time.perf_counter())
                 if live:
@@ -260,6 +294,8 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
         except BaseException as e:  # noqa: BLE001 - reported by the main thread
             errors.append(e)
         finally:
+            # The last reads failed and nothing was read after them: the source stopped before its end.
+            stats.ended_early = failures > 0 and not stop.is_set()
             if live:
                 frames_live.put(_END)
             else:
@@ -279,7 +315,7 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
                     break
                 frame, t_read = item
                 t0 = time.perf_counter()
-                translated = model.translate(frame, channel_order="BGR", max_side=max_side)
+                translated = model.translate(frame, channel_order="BGR", side=size)
                 composed = side_by_side(frame, translated)
                 t1 = time.perf_counter()
                 rate = fps.tick()
@@ -341,6 +377,9 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
         raise errors[0]
     if out is not None and writer is None:
         log.warning("no frame was processed: %s was not written", out)
+    if stats.unreadable:
+        log.warning("%s: %d frame(s) could not be read and were skipped%s", source, stats.unreadable,
+                    "; the source ended before its end" if stats.ended_early else "")
     return stats
 
 

@@ -94,6 +94,68 @@ def test_translate_folder_skips_and_reports(cyclegan_artifact, tmp_path):
     assert "translate" in proc.stderr  # the tqdm bar
 
 
+def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_translate_folder_keeps_going_past_tiny_clashing_and_odd_entries(cyclegan_artifact, tmp_path):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    (src / "dir.png").mkdir(parents=True)  # a directory named like an image, with an image in it
+    Image.fromarray(_rgb(37, 50)).save(src / "a.png")
+    Image.fromarray(_rgb(3, 3)).save(src / "tiny.png")  # below the model's minimum: once a traceback, nothing written
+    Image.fromarray(_rgb(24, 24, 1)).save(src / "clash.jpg")
+    Image.fromarray(_rgb(24, 24, 2)).save(src / "clash.png")  # both once wrote out/clash.png
+    Image.fromarray(_rgb(16, 16, 3)).save(src / "dir.png" / "inner.png")
+    (src / "link.png").symlink_to(tmp_path / "nowhere.png")
+    proc = infer_cli("translate", str(cyclegan_artifact), str(src), str(dst), "--backend", "ort-cpu",
+                     "--batch-size", "4", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "tiny.png" in proc.stderr and "at least 5x5" in proc.stderr
+    assert "link.png: a broken link" in proc.stderr
+    assert "dir.png: a directory" in proc.stderr
+    assert "clash.jpg.png" in proc.stderr  # the rename is announced
+    written = sorted(str(p.relative_to(dst)) for p in dst.rglob("*.png") if p.is_file())
+    assert written == ["a.png", "clash.jpg.png", "clash.png.png", "dir.png/inner.png"]
+    assert (dst / "clash.jpg.png").read_bytes() != (dst / "clash.png.png").read_bytes()
+    assert "translated 4 image(s)" in proc.stdout and "2 failed" in proc.stdout
+
+
+def _translated(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_translate_runs_at_the_trained_size_unless_told_otherwise(cyclegan_artifact, tmp_path):
+    from infer.api import load
+    from infer.prepost import NATIVE
+
+    src = tmp_path / "in"
+    src.mkdir()
+    photo = _rgb(64, 80, 4)  # the tiny model was trained at 32 x 32
+    Image.fromarray(photo).save(src / "p.png")
+    pair = np.concatenate([_rgb(32, 32, 5), _rgb(32, 32, 6)], axis=1)  # A | B
+    Image.fromarray(pair).save(tmp_path / "pair.png")
+    (tmp_path / "pairs").mkdir()
+    Image.fromarray(pair).save(tmp_path / "pairs" / "pair.png")
+    runs = {name: infer_cli("translate", str(cyclegan_artifact), str(folder), str(tmp_path / name), "--backend",
+                            "ort-cpu", *flags, cwd=tmp_path)
+            for name, folder, flags in (("trained", src, []), ("native", src, ["--size", "native"]),
+                                        ("a", tmp_path / "pairs", ["--pairs", "AtoB"]),
+                                        ("b", tmp_path / "pairs", ["--pairs", "BtoA"]))}
+    for proc in runs.values():
+        assert proc.returncode == 0, proc.stderr
+    with load(cyclegan_artifact, backend="ort-cpu") as model:
+        np.testing.assert_array_equal(_translated(tmp_path / "trained" / "p.png"), model.translate(photo))
+        np.testing.assert_array_equal(_translated(tmp_path / "native" / "p.png"), model.translate(photo, side=NATIVE))
+        np.testing.assert_array_equal(_translated(tmp_path / "a" / "pair.png"), model.translate(pair[:, :32]))
+        np.testing.assert_array_equal(_translated(tmp_path / "b" / "pair.png"), model.translate(pair[:, 32:]))
+    assert not np.array_equal(_translated(tmp_path / "trained" / "p.png"), _translated(tmp_path / "native" / "p.png"))
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["translate"].format_help().split())
+    assert "the size the model was trained at" in help_text and "native" in help_text and "--pairs" in help_text
+    bad = infer_cli("translate", str(cyclegan_artifact), str(src), str(tmp_path / "x"), "--size", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and "trained, native or a positive number" in bad.stderr
+
+
 def test_backends_and_help(tmp_path):
     proc = infer_cli("backends", cwd=tmp_path)
     assert proc.returncode == 0 and "ort-cpu" in proc.stdout.split()

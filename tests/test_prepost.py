@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from ganrt.artifact import SCHEMA, Manifest
-from ganrt.errors import BadImage, ImageTooLarge, InputError, UnknownLabel, UnsupportedOperation
+from ganrt.errors import BadImage, ImageTooLarge, ImageTooSmall, InputError, UnknownLabel, UnsupportedOperation
 from infer.codecs import decode_image, encode_png, images_to_zip
 from infer.pictures import make_grid
-from infer.prepost import Processor
+from infer.prepost import NATIVE, TRAINED, Processor
 from infer.samples import Samples
 
 
@@ -41,7 +41,7 @@ def _manifest(kind: str, **image) -> Manifest:
 def test_image_roundtrip_pads_to_multiple_and_restores_size():
     p = Processor(_manifest("translate"))
     img = np.random.default_rng(0).integers(0, 256, (37, 50, 3), dtype=np.uint8)
-    feeds, plans = p.images_to_feeds([img])
+    feeds, plans = p.images_to_feeds([img], side=NATIVE)
     x = feeds["image"]
     assert x.shape == (1, 3, 40, 52) and x.dtype == np.float32
     assert x.min() >= -1 and x.max() <= 1
@@ -55,13 +55,13 @@ def test_bgr_in_bgr_out_and_grey_input():
     p = Processor(_manifest("translate"))
     rgb = np.zeros((8, 8, 3), np.uint8)
     rgb[..., 0] = 255  # red
-    x_rgb, _ = p.images_to_feeds([rgb])
-    x_bgr, _ = p.images_to_feeds([rgb[..., ::-1].copy()], channel_order="BGR")
+    x_rgb, _ = p.images_to_feeds([rgb], side=NATIVE)
+    x_bgr, _ = p.images_to_feeds([rgb[..., ::-1].copy()], channel_order="BGR", side=NATIVE)
     np.testing.assert_array_equal(x_rgb["image"], x_bgr["image"])
     assert x_rgb["image"][0, 0].mean() == 1 and x_rgb["image"][0, 2].mean() == -1
     out_bgr = p.to_uint8(x_rgb["image"], channel_order="BGR")
     assert out_bgr[0, 0, 0].tolist() == [0, 0, 255]
-    grey, _ = p.images_to_feeds([np.full((8, 8), 128, np.uint8)])
+    grey, _ = p.images_to_feeds([np.full((8, 8), 128, np.uint8)], side=NATIVE)
     assert grey["image"].shape == (1, 3, 8, 8)
     with pytest.raises(InputError):
         p.images_to_feeds([rgb], channel_order="RGBA")
@@ -69,7 +69,7 @@ def test_bgr_in_bgr_out_and_grey_input():
 
 def test_plans_size_max_side_and_fixed_size():
     p = Processor(_manifest("translate"))
-    assert p.plan((480, 640), max_side=64).model_hw == (48, 64)
+    assert p.plan((480, 640), max_side=64, side=NATIVE).model_hw == (48, 64)
     assert p.plan((480, 640), size=30).model_hw == (32, 32)
     fixed = Processor(_manifest("translate", dynamic_size=False, default_size=[32, 32]))
     plan = fixed.plan((100, 60))
@@ -80,6 +80,44 @@ def test_plans_size_max_side_and_fixed_size():
         p.images_to_feeds([np.zeros((4, 4, 3), np.float32)])
     with pytest.raises(UnsupportedOperation):
         p.noise_feeds(2)
+
+
+def test_images_run_at_the_trained_size_unless_told_otherwise():
+    p = Processor(_manifest("translate"))  # trained at 32 x 32
+    assert p.long_side() == p.long_side(TRAINED) == 32 and p.long_side(NATIVE) is None and p.long_side(48) == 48
+    plan = p.plan((256, 192))
+    assert plan.scaled_hw == (32, 24) and plan.model_hw == (32, 24)
+    assert p.plan((16, 20)).scaled_hw == (26, 32)  # small images are scaled up to it too
+    assert p.plan((256, 192), side=NATIVE).model_hw == (256, 192)
+    assert p.plan((256, 192), side=64).scaled_hw == (64, 48)
+    # The API runs at the same size as the folder command and the service: restore puts the size back.
+    out = p.restore(np.zeros((32, 24, 3), np.uint8), plan)
+    assert out.shape == (256, 192, 3)
+    for bad in (0, -3, True, "huge"):
+        with pytest.raises(InputError):
+            p.plan((64, 64), side=bad)
+
+
+def test_min_size_refuses_tiny_images_and_no_resize_goes_below_it():
+    p = Processor(_manifest("translate", min_size=[8, 8]))  # multiples of 4: 5 pixels pad up to 8
+    assert p.min_image_size == (5, 5)
+    for hw in ((1, 1), (2, 2), (3, 5), (4, 4), (1, 64), (1, 2000), (64, 4)):
+        with pytest.raises(ImageTooSmall, match="at least 5x5"):
+            p.plan(hw, side=NATIVE)
+        with pytest.raises(ImageTooSmall):
+            p.images_to_feeds([np.zeros((*hw, 3), np.uint8)])
+    assert issubclass(ImageTooSmall, BadImage)
+    assert p.plan((5, 5), side=NATIVE).model_hw == (8, 8)
+    # Shrinking a long thin image keeps its short side at the minimum (5000 x 8 once became 1024 x 2).
+    for side, max_side in ((NATIVE, 1024), (TRAINED, None), (64, 1024)):
+        plan = p.plan((5000, 8), side=side, max_side=max_side)
+        assert plan.model_hw[0] >= 8 and plan.model_hw[1] >= 8, (side, plan)
+    with pytest.raises(InputError, match="smallest input 8x8"):
+        p.plan((64, 64), size=4)
+    # U-Net-like: a minimum of one size multiple takes any image, padded.
+    assert Processor(_manifest("translate", size_multiple=32, min_size=[32, 32])).min_image_size == (1, 1)
+    # A manifest written before min_size existed: no minimum known.
+    assert Processor(_manifest("translate")).min_image_size == (1, 1)
 
 
 def test_noise_feeds_reproducible_and_labels_checked():
@@ -97,7 +135,8 @@ def test_noise_feeds_reproducible_and_labels_checked():
     assert p.labels(3, "square").tolist() == [1, 1, 1]
     assert p.labels(2, [2, "circle"]).tolist() == [2, 0]
     assert p.labels(2, ["1", 0]).tolist() == [1, 0]
-    for bad in (3, -1, "hexagon", [0, 5], 1.5):
+    # Only ASCII digits are an index: "٣" (Arabic-Indic three) and "³" are not 3.
+    for bad in (3, -1, "hexagon", [0, 5], 1.5, "\u0663", "\u00b3", True):
         with pytest.raises(UnknownLabel):
             p.labels(2, bad if isinstance(bad, list) else [bad, 0])
     with pytest.raises(InputError, match="exactly n"):
@@ -133,10 +172,33 @@ def test_decode_encode_grid_zip():
     with pytest.raises(ImageTooLarge):
         decode_image(png, max_pixels=100)
     grid = make_grid(np.stack([img] * 5), padding=2)
+    assert grid.dtype == np.uint8
     assert grid.shape == (2 * 22 + 2, 3 * 32 + 2, 3)
     np.testing.assert_array_equal(grid[2:22, 2:32], img)
     with zipfile.ZipFile(io.BytesIO(images_to_zip([img, img]))) as zf:
         assert zf.namelist() == ["000000.png", "000001.png"]
+
+
+def _png_bytes(pixels: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", pixels)
+    assert ok
+    return buf.tobytes()
+
+
+def test_16_bit_and_float_images_are_scaled_not_clipped():
+    gradient = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (4, 1))  # 0..65535 left to right
+    expected = np.round(gradient / 257).astype(np.uint8)
+    for name, data in (("grey PNG", _png_bytes(gradient)), ("grey PGM", cv2.imencode(".pgm", gradient)[1].tobytes()),
+                       ("grey TIFF", cv2.imencode(".tiff", gradient)[1].tobytes())):
+        got = decode_image(data)
+        assert got.dtype == np.uint8 and got.shape == (4, 256), name
+        np.testing.assert_allclose(got.astype(int), expected.astype(int), atol=1, err_msg=name)
+        assert (got == 255).mean() < 0.01, name  # clipping made 99.6% of this gradient white
+    colour = decode_image(_png_bytes(np.stack([gradient] * 3, axis=-1)))
+    np.testing.assert_allclose(colour[..., 0].astype(int), expected.astype(int), atol=1)
+    floats = io.BytesIO()
+    Image.fromarray((gradient / 65535).astype(np.float32)).save(floats, format="TIFF")
+    np.testing.assert_allclose(decode_image(floats.getvalue()).astype(int), expected.astype(int), atol=1)
 
 
 def test_samples_npz_and_picture_for_images_and_points():

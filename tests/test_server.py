@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import socket
 import threading
 import time
 import zipfile
 
+import cv2
 import httpx
 import numpy as np
 import pytest
@@ -17,23 +19,24 @@ from PIL import Image
 
 from infer.api import load
 from infer.codecs import encode_png
-from infer.options import ServiceOptions
-from infer.server.app import create_app
+from infer.options import ServeOptions, ServiceOptions
+from infer.prepost import NATIVE
+from infer.server.app import create_app, server_config
 
 MAX_BODY_MB = 0.3
 MAX_BODY = int(MAX_BODY_MB * 1024 * 1024)
 
 
 class LiveServer:
-    """uvicorn serving an app on a free loopback port, in a thread."""
+    """uvicorn serving an app on a free loopback port, in a thread, configured as `python -m infer serve` does."""
 
-    def __init__(self, app):
+    def __init__(self, app, **serve_options):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on"))
+        options = ServeOptions(host="127.0.0.1", port=self.port, **serve_options)
+        self.server = uvicorn.Server(server_config(app, options, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
 
     def __enter__(self) -> "LiveServer":
@@ -187,7 +190,8 @@ def test_translate_bad_inputs_and_limits(translate_server):
 def test_queue_full_gives_503_with_retry_after(translator):
     # One item in flight plus one queued; the model takes long enough on a 512 x 512 image that
     # simultaneous requests find the queue full.
-    app = create_app(translator, ServiceOptions(max_batch=1, max_delay_ms=0, queue_size=1, max_n=1, max_side=0))
+    app = create_app(translator, ServiceOptions(max_batch=1, max_delay_ms=0, queue_size=1, max_n=1, max_side=0,
+                                                size=NATIVE))
     body = _png((512, 512, 3), seed=1)
 
     async def burst(url: str) -> list[httpx.Response]:
@@ -261,3 +265,182 @@ def test_openapi_schema_is_accurate(translate_server, generate_server):
     assert {"200", "400", "413", "415", "503"} <= set(tr["responses"])
     health = spec["paths"]["/health"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert health["$ref"].endswith("/HealthResponse")
+
+
+# ---- faults: odd and hostile requests (issue #11) -------------------------------------------
+
+def _post_png(url: str, pixels: np.ndarray) -> httpx.Response:
+    return httpx.post(f"{url}/v1/translate", content=encode_png(pixels), headers={"content-type": "image/png"},
+                      timeout=60)
+
+
+def test_images_below_the_models_minimum_get_422_saying_the_smallest(translate_server):
+    for hw in ((1, 1), (2, 2), (3, 5), (4, 4), (1, 64), (1, 2000)):
+        detail = _error(_post_png(translate_server.url, np.zeros((*hw, 3), np.uint8)), 422, "image_too_small")
+        assert "at least 5x5" in detail, detail  # the tiny model runs from 8 x 8, which 5 pixels pad up to
+    # Long and thin but not too thin: fitted to the model without going below its minimum.
+    r = _post_png(translate_server.url, np.random.default_rng(0).integers(0, 256, (5000, 8, 3), dtype=np.uint8))
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (8, 5000)
+
+
+@pytest.mark.parametrize("body", ['{"n": NaN}', '{"n": 1e400}', '{"n": Infinity}', '{"n": -Infinity}',
+                                  '{"seed": NaN}', '{"seed": 1e400}', '{"labels": [NaN]}', '{"labels": Infinity}',
+                                  '{"n": true}', '{"n": "\u0663"}', '{"n": "3"}', '{"n": 2.0}', '{"seed": false}',
+                                  '{"labels": "\u0663"}', '{"labels": [true, 1]}'])
+def test_non_finite_and_loosely_typed_json_is_422(generate_server, body):
+    r = httpx.post(f"{generate_server.url}/v1/generate", content=body.encode(),
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 422, (body, r.status_code, r.text)
+    assert r.json()["type"] in ("invalid_request", "unknown_label")
+    assert "NaN" not in r.text and "Infinity" not in r.text  # the values are not echoed
+
+
+def test_strict_json_still_takes_what_the_schema_says(generate_server):
+    r = httpx.post(f"{generate_server.url}/v1/generate", json={"n": 2, "labels": [3, "4"], "seed": 1, "format": "npz"})
+    assert r.status_code == 200 and np.load(io.BytesIO(r.content))["labels"].tolist() == [3, 4]
+
+
+def test_a_client_that_disconnects_is_a_quiet_note(translate_server, caplog):
+    caplog.set_level(logging.INFO, logger="ganrt.infer.server")  # whatever an earlier CLI run set
+    with socket.create_connection(("127.0.0.1", translate_server.port)) as s:
+        s.sendall(b"POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                  b"Content-Length: 5000\r\n\r\n" + _png((8, 8, 3))[:40])
+        time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while not any("disconnected" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    notes = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert notes and all(r.levelno == logging.INFO and r.exc_info is None for r in notes)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert httpx.get(f"{translate_server.url}/health").status_code == 200
+
+
+def test_oversized_url_and_headers_get_414_and_431(translate_server):
+    r = httpx.get(f"{translate_server.url}/health", headers={"x-padding": "a" * 2**20})
+    assert _error(r, 431, "headers_too_large")
+    with socket.create_connection(("127.0.0.1", translate_server.port)) as s:
+        s.settimeout(10)
+        s.sendall(b"GET /" + b"a" * 2**20 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 414 ")
+    assert httpx.get(f"{translate_server.url}/health").status_code == 200
+
+
+def test_16_bit_grey_png_is_scaled_like_its_8_bit_version(translate_server):
+    deep = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (48, 1))  # a 0..65535 gradient
+    ok, png16 = cv2.imencode(".png", deep)
+    r16 = httpx.post(f"{translate_server.url}/v1/translate", content=png16.tobytes(),
+                     headers={"content-type": "image/png"})
+    r8 = _post_png(translate_server.url, np.round(deep / 257).astype(np.uint8))
+    assert r16.status_code == r8.status_code == 200
+    assert r16.content == r8.content
+
+
+def test_translations_run_at_the_trained_size_unless_told_otherwise(translator, translate_server):
+    img = np.random.default_rng(3).integers(0, 256, (64, 80, 3), dtype=np.uint8)  # the model was trained at 32
+    trained = np.asarray(Image.open(io.BytesIO(_post_png(translate_server.url, img).content)).convert("RGB"))
+    np.testing.assert_array_equal(trained, translator.translate(img))
+    native = translator.translate(img, side=NATIVE)
+    assert not np.array_equal(trained, native)
+    with LiveServer(create_app(translator, ServiceOptions(size=NATIVE))) as server:
+        served = np.asarray(Image.open(io.BytesIO(_post_png(server.url, img).content)).convert("RGB"))
+    np.testing.assert_array_equal(served, native)
+
+
+# Short deadlines, so that slow clients show their effect in a second or two.
+DEADLINES = {"header_timeout": 1.0, "body_timeout": 1.5, "keep_alive": 1.0}
+
+
+@pytest.fixture(scope="module")
+def strict_server(translator):
+    app = create_app(translator, ServiceOptions(limit_concurrency=4, max_body_mb=MAX_BODY_MB))
+    with LiveServer(app, **DEADLINES) as server:
+        yield server
+
+
+def _until_closed(sock: socket.socket, limit_s: float = 10.0) -> tuple[float, bytes]:
+    """(seconds until the server closed `sock`, what it sent before)."""
+    sock.settimeout(limit_s)
+    t0, got = time.monotonic(), b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return time.monotonic() - t0, got
+
+
+def _open(port: int, data: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    if data:
+        sock.sendall(data)
+    return sock
+
+
+HEAD = b"POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
+
+
+def test_idle_and_slow_clients_are_timed_out(strict_server):
+    port = strict_server.port
+    idle = _open(port)
+    partial_head = _open(port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow")
+    partial_body = _open(port, HEAD + b"\x89PNG")
+    kept_alive = _open(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    held = {name: _until_closed(sock) for name, sock in
+            (("idle", idle), ("partial head", partial_head), ("partial body", partial_body), ("kept alive", kept_alive))}
+    for name, (seconds, _) in held.items():
+        assert seconds < 5, (name, seconds)  # each deadline is 1-1.5 s; 10 s would be "never"
+    assert held["idle"][1] == b""
+    assert held["partial head"][1].startswith(b"HTTP/1.1 408 ") and b"request_timeout" in held["partial head"][1]
+    assert held["partial body"][1].startswith(b"HTTP/1.1 408 ")
+    assert held["kept alive"][1].startswith(b"HTTP/1.1 200 ")
+    for sock in (idle, partial_head, partial_body, kept_alive):
+        sock.close()
+
+
+def test_a_trickled_body_does_not_extend_its_deadline(strict_server):
+    sock = _open(strict_server.port, HEAD)
+    t0, reply = time.monotonic(), b""
+    sock.settimeout(0.2)
+    for _ in range(40):  # one byte every 0.2 s: 8 s if the deadline moved with each byte
+        try:
+            sock.sendall(b"x")
+            reply += sock.recv(4096)
+        except (TimeoutError, BlockingIOError):
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        if reply:
+            break
+    assert reply.startswith(b"HTTP/1.1 408 ") and time.monotonic() - t0 < 5
+    sock.close()
+
+
+def test_slow_clients_do_not_lock_others_out(strict_server):
+    # --limit-concurrency 4, and 18 sockets idle or stuck in their head or body: once six idle
+    # sockets were enough to get every other client a 503.
+    port = strict_server.port
+    stuck = [_open(port) for _ in range(6)] + [_open(port, b"GET /health HTTP/1.1\r\nHo") for _ in range(6)] \
+        + [_open(port, HEAD + b"\x89PNG") for _ in range(6)]
+    try:
+        for _ in range(5):
+            assert httpx.get(f"{strict_server.url}/health").status_code == 200
+        r = _post_png(strict_server.url, np.zeros((40, 40, 3), np.uint8))
+        assert r.status_code == 200
+    finally:
+        for sock in stuck:
+            sock.close()
+
+
+def test_bodies_arriving_at_once_have_a_memory_budget(translator):
+    # limit 1 x 50 KB: one open upload of 40 KB leaves no room for another 30 KB, whatever the
+    # number of requests in progress (none here).
+    app = create_app(translator, ServiceOptions(limit_concurrency=1, max_body_mb=50 / 1024))
+    junk = bytes(30 * 1024)
+    with LiveServer(app, **DEADLINES) as server:
+        with _open(server.port, HEAD.replace(b"1000", b"45000") + bytes(40 * 1024)):
+            time.sleep(0.5)
+            busy = httpx.post(f"{server.url}/v1/translate", content=junk, headers={"content-type": "image/png"})
+            assert _error(busy, 503, "busy") and busy.headers["retry-after"] == "1"
+        time.sleep(0.3)
+        _error(httpx.post(f"{server.url}/v1/translate", content=junk, headers={"content-type": "image/png"}),
+               400, "bad_image")

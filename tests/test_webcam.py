@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from infer.api import load
+from infer.codecs import to_uint8
+from infer.prepost import NATIVE
 from infer.webcam import LatestFrame, run_pipeline, side_by_side
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +86,7 @@ def test_video_file_every_frame_side_by_side_with_overlay(model, video, tmp_path
 
 def test_realtime_drops_stale_frames_and_accounts_for_all(model, video, tmp_path):
     seen: list[tuple] = []
-    stats = run_pipeline(model, str(video), out=tmp_path / "rt.mp4", realtime=True, size=0,
+    stats = run_pipeline(model, str(video), out=tmp_path / "rt.mp4", realtime=True, size=NATIVE,
                          on_frame=lambda f: seen.append(f.shape))
     assert stats.live and stats.captured == FRAMES
     assert stats.processed + stats.dropped == stats.captured
@@ -164,3 +166,70 @@ def test_cli_ctrl_c_stops_cleanly(cyclegan_artifact, tmp_path):
     written = int(stdout.split("written ")[1].split()[0])
     assert 0 < written < 200
     assert len(_read_all(out)) == written  # the writer was released: a playable file
+
+
+# ---- broken videos and bad sources (issue #11) ----------------------------------------------
+
+def _damaged(path: Path, start: float, stop: float) -> Path:
+    """A 20-frame mp4v video with noise frames (every frame about as large), then bytes start..stop of its
+    frame data (fractions of the mdat box) overwritten with noise: the container still says 20 frames."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (SIZE, SIZE))
+    for i in range(FRAMES):
+        writer.write(np.random.default_rng(i).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    begin, end = data.find(b"mdat") + 4, data.find(b"moov")
+    assert 0 < begin < end, "expected mp4v frame data before the index"
+    a, b = begin + int((end - begin) * start), begin + int((end - begin) * stop)
+    data[a:b] = np.random.default_rng(0).integers(0, 256, b - a, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _webcam_cli(artifact: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("DISPLAY", None)
+    return subprocess.run([sys.executable, "-m", "infer", "webcam", str(artifact), "--backend", "ort-cpu",
+                           "--no-window", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_unreadable_frames_are_skipped_counted_and_warned(model, tmp_path, caplog, cyclegan_artifact):
+    video = _damaged(tmp_path / "holes.mp4", 0.3, 0.35)
+    with caplog.at_level(logging.WARNING, logger="ganrt.infer.webcam"):
+        stats = run_pipeline(model, str(video), out=tmp_path / "out.mp4")
+    assert stats.declared == FRAMES and stats.unreadable >= 1
+    assert stats.captured + stats.unreadable == FRAMES  # read on past the hole (it once stopped at frame 3)
+    assert stats.processed == stats.written == stats.captured and not stats.ended_early
+    assert "could not be read" in caplog.text
+    proc = _webcam_cli(cyclegan_artifact, "--source", str(video), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[0])["unreadable"] == stats.unreadable
+    assert "could not be read" in proc.stderr
+
+
+def test_a_video_that_ends_early_exits_2_with_what_was_written(cyclegan_artifact, tmp_path):
+    video = _damaged(tmp_path / "cut.mp4", 0.6, 1.0)
+    out = tmp_path / "out.mp4"
+    proc = _webcam_cli(cyclegan_artifact, "--source", str(video), "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "ended early" in errors[0] and f"of {FRAMES} frames" in errors[0]
+    written = int(proc.stdout.split("written ")[1].split()[0])
+    assert 0 < written < FRAMES and len(_read_all(out)) == written  # what was read is kept
+
+
+@pytest.mark.parametrize("source", ["99999999999999999999", "2147483648"])
+def test_an_impossible_camera_index_exits_2_with_one_line(cyclegan_artifact, tmp_path, source):
+    proc = _webcam_cli(cyclegan_artifact, "--source", source, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: camera index {source} is out of range (0 to 2147483647)"]
+
+
+def test_deep_frames_are_scaled_to_8_bits():
+    deep = np.array([[0, 257, 32896, 65535]], np.uint16)
+    assert to_uint8(deep).tolist() == [[0, 1, 128, 255]]
+    assert to_uint8(np.array([[0.0, 0.5, 1.0, 7.0]], np.float32)).tolist() == [[0, 128, 255, 255]]
+    same = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    assert to_uint8(same) is same

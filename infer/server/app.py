@@ -1,10 +1,11 @@
 """The service assembled: `create_app(model, options)` for tests and embedding, `serve` to run it on a socket."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,9 @@ from infer.server.endpoints import ENDPOINTS, Service
 from infer.server.errors import add_error_handlers
 from infer.server.guard import Guard
 from infer.server.metrics import Metrics
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("ganrt.infer.server")
 
@@ -49,7 +53,8 @@ def create_app(model: Generator, options: ServiceOptions | None = None) -> FastA
     app = FastAPI(title="ganrt inference service", version="1",
                   summary=f"{model.name} ({model.variant}, {model.kind}) on {model.backend}",
                   description=_description(service), lifespan=lifespan)
-    app.add_middleware(Guard, max_body=options.max_body_bytes, metrics=metrics)
+    app.add_middleware(Guard, max_body=options.max_body_bytes, metrics=metrics,
+                       limit_concurrency=options.limit_concurrency)
     add_error_handlers(app)
     for add in ENDPOINTS:
         add(app, service)
@@ -66,12 +71,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def server_config(app: Any, options: ServeOptions, log_level: str = "info") -> "uvicorn.Config":
+    """How uvicorn runs the service: h11 connections with deadlines (`GuardedH11Protocol`), and no limit on open
+    connections (the app's Guard limits requests in progress instead)."""
+    import uvicorn
+
+    from infer.server.connection import Deadlines, GuardedH11Protocol
+
+    protocol = functools.partial(GuardedH11Protocol, deadlines=Deadlines(options.header_timeout, options.body_timeout))
+    return uvicorn.Config(app, host=options.host, port=options.port, log_level=log_level, http=protocol,  # type: ignore[arg-type]
+                          timeout_keep_alive=options.keep_alive, timeout_graceful_shutdown=10)  # type: ignore[arg-type]
+
+
 def serve(model: Generator, options: ServeOptions, log_level: str = "info") -> None:
     """Run the service until interrupted (uvicorn handles SIGINT/SIGTERM gracefully)."""
     import uvicorn
 
     if not is_loopback(options.host):
         log.warning("listening on %s: reachable from other machines, and there is no authentication", options.host)
-    app = create_app(model, options)
-    uvicorn.run(app, host=options.host, port=options.port, log_level=log_level,
-                limit_concurrency=options.limit_concurrency, timeout_graceful_shutdown=10)
+    server = uvicorn.Server(server_config(create_app(model, options), options, log_level))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn shut down gracefully, then re-raised the Ctrl-C it caught (uvicorn.run swallows it too)

@@ -95,7 +95,7 @@ def add_translate(app: FastAPI, service: Service) -> None:
 
         def prepare() -> Any:
             image = decode_image(data, max_pixels=service.options.max_pixels)
-            return proc.images_to_feeds([image], max_side=service.max_side)
+            return proc.images_to_feeds([image], max_side=service.max_side, side=service.options.size)
 
         feeds, plans = await run_in_threadpool(prepare)
         outputs = await service.batcher.infer_async(feeds)
@@ -109,7 +109,19 @@ def add_translate(app: FastAPI, service: Service) -> None:
     app.post("/v1/translate", summary="Translate one image", response_class=Response,
              openapi_extra={"requestBody": schemas.translate_body(service.options.max_body_bytes,
                                                                   service.options.max_pixels)},
-             responses=schemas.translate_responses(service.max_side))(translate)
+             responses=schemas.translate_responses(*_translate_fit(service)))(translate)
+
+
+def _translate_fit(service: Service) -> tuple[str, tuple[int, int]]:
+    """At which size /v1/translate runs images, for people, and the smallest image it takes."""
+    proc = service.model.processor
+    if service.model.kind != "translate":
+        return "a noise model: it does not translate", (1, 1)
+    side, cap = proc.long_side(service.options.size), service.max_side
+    if side is None:
+        return f"run at its own size{f', scaled down to at most {cap} pixels on the longer side' if cap else ''}", \
+            proc.min_image_size
+    return f"run with its longer side at {min(side, cap or side)} pixels, then resized back", proc.min_image_size
 
 
 def add_health(app: FastAPI, service: Service) -> None:

@@ -1,7 +1,6 @@
 """Every error the service answers, as JSON `{"detail": message, "type": kind}` with its HTTP status."""
 from __future__ import annotations
 
-import json
 import logging
 import math
 
@@ -10,13 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ganrt.errors import BadImage, ImageTooLarge, InputError, UnknownLabel, UnsupportedOperation
+from ganrt.errors import BadImage, ImageTooLarge, ImageTooSmall, InputError, UnknownLabel, UnsupportedOperation
 from infer.batcher import BatcherClosed, Busy
 
 log = logging.getLogger("ganrt.infer.server")
 
 # Input errors, most specific first: (type, HTTP status, kind).
-_INPUT_ERRORS = ((ImageTooLarge, 413, "payload_too_large"), (BadImage, 400, "bad_image"),
+_INPUT_ERRORS = ((ImageTooLarge, 413, "payload_too_large"), (ImageTooSmall, 422, "image_too_small"),
+                 (BadImage, 400, "bad_image"),
                  (UnsupportedOperation, 400, "unsupported_operation"), (UnknownLabel, 422, "unknown_label"),
                  (InputError, 422, "invalid_request"))
 _HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
@@ -46,13 +46,14 @@ async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-    # The first problem as the one-line detail; all of them, JSON-safe, under "errors".
-    errors = exc.errors()
-    first = errors[0] if errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
-    return JSONResponse({"detail": message, "type": "invalid_request",
-                         "errors": json.loads(json.dumps(errors, default=str))}, status_code=422)
+    # The first problem as the one-line detail; all of them under "errors", where and what only: the
+    # values the client sent are not echoed (NaN and Infinity have no JSON form, and a value can be large).
+    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "invalid")),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(p for p in first["loc"] if p != "body")
+    message = f"{where}: {first['msg']}" if where else str(first["msg"])
+    return JSONResponse({"detail": message, "type": "invalid_request", "errors": errors}, status_code=422)
 
 
 async def _internal(request: Request, exc: Exception) -> JSONResponse:

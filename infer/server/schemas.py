@@ -15,8 +15,9 @@ class ErrorResponse(BaseModel):
     """Every error the service itself returns."""
 
     detail: str = Field(description="What went wrong, in one sentence.")
-    type: str = Field(description="Machine-readable kind: bad_image, payload_too_large, unknown_label, "
-                                  "unsupported_operation, unsupported_media_type, busy, invalid_request, internal.")
+    type: str = Field(description="Machine-readable kind: bad_image, image_too_small, payload_too_large, "
+                                  "unknown_label, unsupported_operation, unsupported_media_type, busy, "
+                                  "invalid_request, request_timeout, uri_too_long, headers_too_large, internal.")
 
 
 class HealthResponse(BaseModel):
@@ -49,7 +50,9 @@ def generate_request(max_n: int, processor: Processor) -> type[BaseModel]:
     class GenerateRequest(BaseModel):
         """POST /v1/generate."""
 
-        model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"n": 16, "seed": 0, "format": "png"}]}}
+        # Strict: `true` is not 1 and "3" is not 3 (nor is "٣", which lax int parsing reads as 3).
+        model_config = {"extra": "forbid", "strict": True,
+                        "json_schema_extra": {"examples": [{"n": 16, "seed": 0, "format": "png"}]}}
         n: int = Field(1, ge=1, le=max_n, description=f"Number of samples (1..{max_n}).")
         labels: Optional[Union[int, str, list[Union[int, str]]]] = Field(None, description=labels_doc)
         seed: Optional[int] = Field(None, ge=0, le=2**63 - 1,
@@ -104,15 +107,16 @@ def translate_body(max_body_bytes: int, max_pixels: int) -> dict[str, Any]:
             "content": {"multipart/form-data": form, **binary(*IMAGE_TYPES, "application/octet-stream")}}
 
 
-def translate_responses(max_side: Optional[int]) -> dict[Union[int, str], dict[str, Any]]:
-    """The OpenAPI responses of POST /v1/translate."""
-    fitted = f" (run at most {max_side} pixels on the longer side, then resized back)." if max_side else "."
+def translate_responses(fitted: str, min_image: tuple[int, int]) -> dict[Union[int, str], dict[str, Any]]:
+    """The OpenAPI responses of POST /v1/translate; `fitted` says at which size the model runs."""
     return {
-        200: {"description": "The translated image as PNG, the same size as the input" + fitted,
+        200: {"description": f"The translated image as PNG, the same size as the input ({fitted}).",
               "content": binary("image/png")},
         400: error_doc("Bytes that are not a decodable image, a form without `image`, or a noise model "
                        "(use /v1/generate)."),
         413: error_doc("Body or image too large (bytes or pixels)."),
         415: error_doc("Content type is neither multipart/form-data nor an image."),
+        422: error_doc(f"Image too small for this model: at least {min_image[0]}x{min_image[1]} pixels "
+                       "(height x width)."),
         503: _BUSY,
     }
