@@ -7,16 +7,19 @@ or a GPU (the ONNX part is still written).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import logging
 import sys
 from pathlib import Path
 
+from export.importers import ImportOptions
 from export.int8 import CALIBRATION_METHODS
 from export.onnx_fp32 import DEFAULT_OPSET, MIN_OPSET
 from export.parity import ParityReport
 from export.pipeline import ExportOptions, ExportResult, run_export
 from export.source import DEFAULT_GENERATOR, latest_run_generator
+from ganrt import config as config_mod
 from ganrt.artifact import GENERATOR_FILE, MANIFEST
 from ganrt.errors import UsageError
 from ganrt.targets import REFERENCE, gate_of
@@ -35,6 +38,10 @@ examples:
   python -m export model.safetensors --fp16 --out /tmp/art
   python -m export cyclegan-photo2sketch --trt       # add an engine to an artifact (GPU machine)
   python -m export --size 256,320 --batch 1:4:16 --calibration entropy
+  python -m export checkpoints/horse2zebra/latest_net_G.pth --size 256   # junyanz's CycleGAN
+  python -m export saved_models/facades/generator_199.pth                # PyTorch-GAN's pix2pix
+  python -m export junyanz:pix2pix/facades_label2photo --mode train      # downloaded, test.py's semantics
+  python -m export --module mypkg.nets:make_generator --weights g.pth --input image:3xHxW --size-multiple 4
 """
 
 
@@ -83,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=Path, default=Path("runs"), metavar="DIR", help="runs root (default: runs)")
     p.add_argument("--artifacts", type=Path, default=Path("artifacts"), metavar="DIR",
                    help="artifacts root (default: artifacts)")
+    imports = p.add_argument_group(
+        "generators trained elsewhere",
+        "SOURCE may be a .pth state_dict of junyanz/pytorch-CycleGAN-and-pix2pix or eriklindernoren/PyTorch-GAN "
+        "(layout detected from its keys), a published generator by name (junyanz:cyclegan/horse2zebra; "
+        "python -m export.importers.pretrained --list), or, with --module, any PyTorch generator")
+    config_mod.add_config_flags(imports, ImportOptions)
     p.add_argument("--list", action="store_true", help="list variants, runs and artifacts, then exit")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the summary")
     p.add_argument("-v", "--verbose", action="store_true", help="debug log (exporter warnings included)")
@@ -171,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                             opset=opts.opset, batch=opts.batch, size=opts.size, out=opts.out, name=opts.name,
                             calibration=opts.calibration, runs_root=opts.runs, artifacts_root=opts.artifacts)
     try:
+        options.imports = config_mod.resolve(ImportOptions, None, {f.name: getattr(opts, f.name) for f in
+                                                                   dataclasses.fields(ImportOptions)
+                                                                   if hasattr(opts, f.name)})
         result = run_export(options)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -32,6 +32,8 @@ from export.feeds import (
     second_size,
     take,
 )
+from export.importers import ImportOptions, imported_source
+from export.model_card import write_model_card
 from export.onnx_fp32 import DEFAULT_OPSET, MIN_OPSET, export_fp32, onnx_output_specs, simplify
 from export.parity import CaseSet, ParityReport, measure, ort_cpu_runner
 from export.provenance import model_entry, tool_versions
@@ -77,6 +79,8 @@ class ExportOptions:
     runs_root: Path = Path("runs")
     artifacts_root: Path = Path("artifacts")
     default_generator: Path = DEFAULT_GENERATOR
+    # Generators trained elsewhere (.pth files, pretrained names, --module): export/importers.
+    imports: ImportOptions = field(default_factory=ImportOptions)
 
     def onnx_precisions(self) -> list[str]:
         """fp32 always; fp16/int8 when asked; all three when no output flag is given at all."""
@@ -228,13 +232,15 @@ class Exporter:
             self.manifest.status = "failed" if failed else "ok"
             self.manifest.parity = {k: r.to_json() for k, r in self.reports.items()}
             self.manifest.save(self.out)
+            write_model_card(self.out, self.manifest)
         self.reference.close()
         return ExportResult(self.out, self.manifest, self.reports, self.stage.times, self.trt_missing)
 
     # -- stages -------------------------------------------------------------------------
     def _load(self) -> None:
         opts = self.opts
-        self.src = src = resolve_source(opts.source, opts.runs_root, opts.artifacts_root, opts.default_generator)
+        self.src = src = (imported_source(opts.source, opts.imports, opts.size)
+                          or resolve_source(opts.source, opts.runs_root, opts.artifacts_root, opts.default_generator))
         log.info("      %s", src.describe())
         variant, cfg = src.variant, src.config
         self.inputs = variant.inputs(cfg)
@@ -248,7 +254,8 @@ class Exporter:
         name = opts.name or (opts.out.name if opts.out else src.default_name)
         self.out = out = opts.out or opts.artifacts_root / name
         _prepare_dir(out, src)
-        source_info = {"file": GENERATOR_FILE, "sha256": src.sha256, "step": src.step, "from": str(src.weights)}
+        source_info = {"file": GENERATOR_FILE, "sha256": src.sha256, "step": src.step, "from": str(src.weights),
+                       **src.provenance}
         image = ImageFormat.describe(self.inputs + self.outputs, self.size, self.size_multiple,
                                      has_dynamic_size(self.inputs))
         self.manifest = Manifest(name=name, variant=variant.name, config=config_mod.to_dict(cfg),
