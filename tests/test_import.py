@@ -27,6 +27,9 @@ from torch import nn
 from export.cli import main as export_main
 from export.importers import ImportOptions, import_file
 from export.importers.pretrained import fetch
+from export.importers.pretrained import main as pretrained_main
+from export.pipeline import ExportOptions
+from export.pipeline import run_export as run_export_api
 from ganrt.errors import CheckpointError, UsageError
 from train import registry
 from train.cli import main as train_main
@@ -458,6 +461,10 @@ def test_any_module_exports_with_its_stated_signature(tmp_path: Path) -> None:
     assert manifest["inputs"][0]["shape"] == [None, 3, None, None] and manifest["image"]["size_multiple"] == 2
     assert manifest["parity"]["ort-cpu/fp32"]["worst"]["max_abs"] <= 1e-4
     assert "tiny_translator" in (out / "README.md").read_text()
+    # The Python API: the same options as the command line.
+    api = run_export_api(ExportOptions(onnx=True, size=(32, 32), out=tmp_path / "api", imports=ImportOptions(
+        module=FACTORY, weights=tmp_path / "tiny.safetensors", input=("image:3xHxW",), size_multiple=2)))
+    assert api.exit_code == 0 and api.manifest.config["factory"] == FACTORY
     make_images(tmp_path / "in", [(30, 40)])
     proc = run_infer("translate", str(out), str(tmp_path / "in"), str(tmp_path / "out"), "--backend", "ort-cpu",
                      cwd=tmp_path)
@@ -490,7 +497,10 @@ def test_module_with_data_dependent_control_flow_or_bad_weights_is_refused(tmp_p
 
 
 # -- pretrained names (no network: the cache and its checksums) ----------------------------------------
-def test_pretrained_names_and_cached_checksums(tmp_path: Path) -> None:
+def test_pretrained_names_and_cached_checksums(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert pretrained_main(["--list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "cyclegan/horse2zebra" in names and "pix2pix/facades_label2photo" in names and len(names) == 23
     with pytest.raises(UsageError, match="unknown pretrained generator.*junyanz:cyclegan/horse2zebra"):
         fetch("junyanz:cyclegan/horse2giraffe", tmp_path)
     cached = tmp_path / "junyanz" / "cyclegan" / "horse2zebra.pth"

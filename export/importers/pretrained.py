@@ -73,7 +73,11 @@ def fetch(source: str, cache: Path | None = None) -> tuple[Path, dict[str, str]]
     path = (cache or default_cache()) / "junyanz" / kind / f"{model}.pth"
     record = path.with_suffix(".json")
     if path.is_file() and record.is_file():
-        saved = json.loads(record.read_text())
+        try:
+            saved = json.loads(record.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{record} (the sha256 recorded at download) is unreadable: {e}; delete it and "
+                                  f"{path.name} to download again") from None
         actual = sha256_of(path)
         if actual != saved.get("sha256"):
             raise CheckpointError(f"{path} changed since it was downloaded from {saved.get('url')}: sha256 {actual}, "
