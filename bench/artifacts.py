@@ -13,6 +13,7 @@ unchanged setup reuses the artifact across sessions.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -63,7 +64,7 @@ class ModelSpec:
         if self.shipped and SHIPPED_GENERATOR.is_file():
             from train import checkpoint
 
-            _, _, cfg_dict, _ = checkpoint.read_generator(SHIPPED_GENERATOR)
+            _, cfg_dict, _ = checkpoint.read_generator(SHIPPED_GENERATOR)
             return config.from_dict(variant.config, cfg_dict)
         return config.resolve(variant.config, self.preset, dict(self.overrides))
 
@@ -114,31 +115,41 @@ def _source(spec: ModelSpec, cache_root: Path) -> tuple[Path, str]:
     import torch
 
     from ganrt import config
-    from train import checkpoint, registry
+    from train import checkpoint
     from train.nets.init import init_weights
 
-    cfg = spec.config()
-    key = _digest({"variant": spec.variant, "config": config.to_dict(cfg), "init": INIT_NOTE, "code": _code_digest()})
+    cfg = config.to_dict(spec.config())
+    key = _digest({"variant": spec.variant, "config": cfg, "init": INIT_NOTE, "code": _code_digest()})
     path = cache_root / "sources" / f"{spec.key}-{key[:12]}" / "generator.safetensors"
     if not path.is_file():
-        variant = registry.get(spec.variant)
         torch.manual_seed(0)
-        generator = variant.generator(cfg)
+        generator = checkpoint.build_generator(spec.variant, cfg)
         init_weights(generator)
-        checkpoint.save_generator(path, generator.eval(), variant.name, config.to_dict(cfg), 0)
+        checkpoint.save_generator(path, generator, spec.variant, cfg, 0)
         _prune(path.parent)
     return path, sha256_of(path)
 
 
+def export_key(opts: Any) -> dict[str, Any]:
+    """The export options (`ExportOptions`) that shape an artifact, defaults included, for its cache key.
+
+    Paths say where export reads and writes, not what it writes: the source, the output and
+    the default folders are left out (the source counts by its sha256), so the key stays the
+    same wherever the checkout and the cache are.
+    """
+    return {name: value for name, value in dataclasses.asdict(opts).items()
+            if name not in ("source", "out") and not isinstance(value, Path)}
+
+
 def artifact_dir(spec: ModelSpec, cache_root: Path = CACHE_ROOT, trt: bool = False) -> Path:
     """The cached artifact of `spec` (exported now if missing); `trt` adds a TensorRT fp16 engine (GPU)."""
-    from export.pipeline import ExportOptions, run_export
+    from export.options import ExportOptions
+    from export.pipeline import run_export
     from export.provenance import tool_versions
 
     source, sha = _source(spec, cache_root)
-    options = {"batch": EXPORT_BATCH, "precisions": "fp32" if trt else "fp32,fp16,int8", "trt": trt,
-               "calibration": "auto"}
-    key = _digest({"source": sha, "options": options, "versions": tool_versions(), "code": _code_digest()})
+    opts = ExportOptions(source=str(source), name=spec.key, batch=EXPORT_BATCH, trt=trt)
+    key = _digest({"source": sha, "options": export_key(opts), "versions": tool_versions(), "code": _code_digest()})
     out = cache_root / f"{spec.key}{'-trt' if trt else ''}-{key[:12]}"
     if (out / "manifest.json").is_file():
         return out
@@ -146,8 +157,7 @@ def artifact_dir(spec: ModelSpec, cache_root: Path = CACHE_ROOT, trt: bool = Fal
     shutil.rmtree(partial, ignore_errors=True)
     log.info("exporting %s into %s (cached for later sessions)", spec.key, out)
     t0 = time.perf_counter()
-    opts = ExportOptions(source=str(source), out=partial, name=spec.key, batch=EXPORT_BATCH, trt=trt)
-    result = run_export(opts)
+    result = run_export(dataclasses.replace(opts, out=partial))
     manifest = result.manifest
     (partial / "bench.json").write_text(json.dumps({"model": spec.key, "weights": spec.weights_note(),
                                                     "export_seconds": round(time.perf_counter() - t0, 1),

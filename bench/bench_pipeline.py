@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from bench import machine
-from bench.cases import BackendConfig, _cfg
+from bench.cases import BenchConfig, by_label
 from bench.measure import MemoryWatch, machine_summary, time_calls
+from bench.parity import parity_record, picture_gate
 
 FRAME_W, FRAME_H, FRAME_RATE = 320, 240, 30
 # (model, model input size: longer side, or None for the artifact's own size, configs); default subset.
@@ -61,7 +62,7 @@ def _params(config: pytest.Config) -> list[Any]:
     params = []
     for model, size, labels in FULL if full else DEFAULT:
         for label in labels:
-            cfg = _cfg(label)
+            cfg = by_label(label)
             pid = f"{model}-{size or 'own'}px-{label}"
             reason = None
             if cfg.backend not in have:
@@ -77,21 +78,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("pipeline_model,pipeline_size,pipeline_config", _params(metafunc.config))
 
 
-def test_video_pipeline(benchmark: Any, pipeline_model: str, pipeline_size: int | None, pipeline_config: BackendConfig,
+def test_video_pipeline(benchmark: Any, pipeline_model: str, pipeline_size: int | None, pipeline_config: BenchConfig,
                         artifact_of: Callable[..., Path], measuring: bool, tmp_path_factory: pytest.TempPathFactory) -> None:
     import cv2
 
     from ganrt.compare import compare
-    from ganrt.targets import target
     from infer.api import load
     from infer.webcam import run_pipeline
 
     load_start = machine.load_average()
     art = artifact_of(pipeline_model)
     cfg = pipeline_config
-    options = {"compile": cfg.compile} if cfg.backend == "torch" else {}
     with load(art, backend="torch", precision="fp32") as reference, \
-            load(art, backend=cfg.backend, precision=cfg.precision, **options) as model:
+            load(art, backend=cfg.backend, precision=cfg.precision, **cfg.runner_options()) as model:
         fmt = model.processor.in_format
         size = pipeline_size or max(fmt.default_size)
         probe_frame = write_video(tmp_path_factory.mktemp("probe") / "one.mp4", 1)
@@ -115,9 +114,9 @@ def test_video_pipeline(benchmark: Any, pipeline_model: str, pipeline_size: int 
     stats = runs[-1]
     summary = stats.summary()
     comparison = compare(expected.astype(np.float64), ours.astype(np.float64), value_range=255.0)
-    gate = target(cfg.backend, model.runner.precision).tolerance
-    # uint8 output: fp32 must agree to one grey level (rounding), other precisions meet their PSNR floor.
-    passed = comparison.max_abs <= 1.0 if gate.max_abs is not None else comparison.psnr >= (gate.psnr_min or 0)
+    parity = parity_record(comparison, picture_gate(cfg.tolerance),
+                           "the same pipeline step with the torch eager fp32 model", on="uint8 BGR frame, peak 255")
+    passed = parity["pass"]
     wall = timing.seconds[-1]
     benchmark.extra_info.update({
         "kind": "pipeline", "model": pipeline_model, "backend": cfg.backend, "precision": model.runner.precision,
@@ -128,9 +127,7 @@ def test_video_pipeline(benchmark: Any, pipeline_model: str, pipeline_size: int 
                              "mean": summary["latency_mean_ms"]},
         "age_ms": {"p50": summary["age_p50_ms"], "p99": summary["age_p99_ms"]},
         "dropped": stats.dropped,
-        "parity": {**comparison.to_json(), "on": "uint8 BGR frame, peak 255", "pass": passed,
-                   "gate": {"max_abs": 1.0} if gate.max_abs is not None else gate.to_json(),
-                   "reference": "the same pipeline step with the torch eager fp32 model"},
+        "parity": parity,
         "memory": memory.to_json(),
         "timing": "wall clock of run_pipeline over the whole file (decode, translate, compose, overlay)",
         "measured": timing.measured, "machine": machine_summary(),

@@ -1,7 +1,7 @@
 """End to end: the HTTP service (`python -m infer serve`) under a bounded loopback load.
 
-The server runs in its own process, started by infer.loadtest's machinery on a free loopback
-port; the load comes from infer.loadtest.load_test (concurrent httpx clients in this process):
+The server runs in its own process (infer.server.process.ServerProcess, on a free loopback
+port); the load comes from infer.loadtest.load_test (concurrent httpx clients in this process):
 a fixed number of POST /v1/translate requests (a 64x64 PNG, the shipped model's size) per
 concurrency level, so every level ends by itself. requests/s, p50/p99 latency (client side)
 and the mean batch the server ran (its /metrics) are recorded. Client and server share the
@@ -10,8 +10,6 @@ machine's cores, as they do on a single-host deployment.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,14 +39,15 @@ def service(artifact_of: Callable[..., Path]) -> Iterator[dict[str, Any]]:
     import httpx
 
     from ganrt.compare import compare
-    from infer import loadtest
     from infer.api import load
-    from infer.prepost import decode_image, encode_png
+    from infer.codecs import decode_image, encode_png
+    from infer.loadtest import server_args
+    from infer.server.process import ServerProcess
 
     art = artifact_of(MODEL)
     backend = _backend()
-    proc, url = loadtest.start_server(art, backend, queue_size=64, max_delay_ms=5.0)
-    try:
+    with ServerProcess(server_args(art, backend, queue_size=64, max_delay_ms=5.0)) as server:
+        url = server.url
         health = httpx.get(url + "/health", timeout=30).json()
         size = 64
         image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
@@ -57,16 +56,10 @@ def service(artifact_of: Callable[..., Path]) -> Iterator[dict[str, Any]]:
         with load(art, backend="torch", precision="fp32") as reference:
             expected = reference.translate(image)
         parity = compare(expected.astype(np.float64), served.astype(np.float64), value_range=255.0)
-        yield {"url": url, "proc": proc, "health": health, "image_size": size, "backend": backend,
+        yield {"url": url, "pid": server.pid, "health": health, "image_size": size, "backend": backend,
                "parity": {**parity.to_json(), "on": "uint8 PNG response, peak 255", "gate": {"max_abs": 1.0},
                           "pass": parity.max_abs <= 1.0,
                           "reference": "torch eager fp32 model, same image, in process"}}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.mark.parametrize("concurrency", CONCURRENCY)
@@ -92,7 +85,7 @@ def test_http_service(benchmark: Any, concurrency: int, service: dict[str, Any],
         "errors": row["errors"], "requests_per_s": row["rps"], "images_per_s": row["rps"],
         "latency_ms": {"p50": row["p50_ms"], "p99": row["p99_ms"]}, "mean_batch": row["mean_batch"],
         "image": f"{service['image_size']}x{service['image_size']} PNG", "endpoint": "/v1/translate",
-        "server": {"max_delay_ms": 5.0, "queue_size": 64, "peak_rss_mb": machine.peak_rss_mb(service["proc"].pid)},
+        "server": {"max_delay_ms": 5.0, "queue_size": 64, "peak_rss_mb": machine.peak_rss_mb(service["pid"])},
         "parity": service["parity"],
         "timing": ("client side: each request from send to full response (httpx, loopback); the round is the whole "
                    "level, its warm-up requests and two /metrics reads included"),

@@ -1,14 +1,18 @@
 """Which inference configurations are benchmarked: the default subset, the full matrix, the check subset.
 
-A case is (model, image size, batch, backend config). The baseline, torch eager fp32 with
-default settings, is part of every (model, size, batch) group that runs on a device, so every
-speed-up in a report is a ratio measured in the same run.
+A configuration is a target of the backend x precision table (`ganrt.targets`) and the
+options only the bench varies (torch.compile, torch on the CUDA device). A case is (model,
+image size, batch, configuration). The baseline, torch eager fp32 with default settings, is
+part of every (model, size, batch) group that runs on a device, so every speed-up in a
+report is a ratio measured in the same run.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from bench.artifacts import MODELS
+from ganrt.compare import Tolerance
+from ganrt.targets import REFERENCE, Target, precisions_of, target
 
 BATCHES = (1, 8, 32)
 # Skip in the full matrix: more pixels per call than CycleGAN-256 at batch 32 (time and memory).
@@ -16,46 +20,74 @@ MAX_PIXELS_PER_CALL = 32 * 256 * 256
 
 
 @dataclass(frozen=True)
-class BackendConfig:
-    """A backend, a precision, and the options that change speed (torch.compile, the device)."""
+class BenchConfig:
+    """A target, and the options that change its speed: torch.compile, and torch's device."""
 
-    backend: str
-    precision: str
+    target: Target
     compile: bool = False
-    device: str = "cpu"
+    # torch only: run on the CUDA device (ONNX and TensorRT targets name their device themselves).
+    cuda: bool = False
+
+    @property
+    def backend(self) -> str:
+        """The target's backend (torch, ort-cpu, ...)."""
+        return self.target.backend
+
+    @property
+    def precision(self) -> str:
+        """The target's precision (fp32, bf16, fp16, int8)."""
+        return self.target.precision
 
     @property
     def gpu(self) -> bool:
         """Needs an NVIDIA GPU."""
-        return self.device == "cuda" or self.backend in ("ort-cuda", "ort-trt", "trt")
+        return self.cuda or self.target.gpu
 
     @property
     def label(self) -> str:
-        """torch-fp32-eager, torch-cuda-bf16-compile, ort-cpu-int8, trt-fp16, ..."""
-        if self.backend == "torch":
-            return f"torch{'-cuda' if self.device == 'cuda' else ''}-{self.precision}-{'compile' if self.compile else 'eager'}"
-        return f"{self.backend}-{self.precision}"
+        """The target's label; torch adds its device and compile mode: torch-cuda-bf16-compile."""
+        if self.backend != "torch":
+            return self.target.label
+        device = "-cuda" if self.cuda else ""
+        return f"torch{device}-{self.precision}-{'compile' if self.compile else 'eager'}"
 
     @property
     def is_baseline(self) -> bool:
         """PyTorch eager fp32 with default settings: the reference column of its device."""
-        return self.backend == "torch" and self.precision == "fp32" and not self.compile
+        return self.target == REFERENCE and not self.compile
+
+    @property
+    def tolerance(self) -> Tolerance:
+        """The parity gate: the target's; torch fp32 on CUDA has ORT CUDA's, as cuDNN runs its convolutions in TF32."""
+        if self.cuda and self.precision == "fp32":
+            return target("ort-cuda", "fp32").tolerance
+        return self.target.tolerance
+
+    def runner_options(self) -> dict[str, object]:
+        """The keyword options `infer.runners.open_runner` takes for this configuration."""
+        return {"compile": self.compile, "device": "cuda" if self.cuda else "cpu"} if self.backend == "torch" else {}
 
 
-def _cfg(label: str) -> BackendConfig:
-    parts = label.split("-")
-    if parts[0] == "torch":
-        device = "cuda" if parts[1] == "cuda" else "cpu"
-        rest = parts[2:] if device == "cuda" else parts[1:]
-        return BackendConfig("torch", rest[0], rest[1] == "compile", device)
-    return BackendConfig("-".join(parts[:-1]), parts[-1])
+def _torch(precision: str, compile: bool = False, cuda: bool = False) -> BenchConfig:
+    return BenchConfig(target("torch", precision), compile, cuda)
 
 
-CPU_CONFIGS = tuple(_cfg(c) for c in ("torch-fp32-eager", "torch-fp32-compile", "torch-bf16-eager", "torch-bf16-compile",
-                                      "ort-cpu-fp32", "ort-cpu-fp16", "ort-cpu-int8"))
-GPU_CONFIGS = tuple(_cfg(c) for c in ("torch-cuda-fp32-eager", "torch-cuda-bf16-eager", "torch-cuda-bf16-compile",
-                                      "ort-cuda-fp32", "ort-cuda-fp16", "ort-cuda-int8",
-                                      "ort-trt-fp32", "ort-trt-fp16", "ort-trt-int8", "trt-fp16"))
+def _all_precisions(backend: str) -> tuple[BenchConfig, ...]:
+    return tuple(BenchConfig(target(backend, p)) for p in precisions_of(backend))
+
+
+CPU_CONFIGS = (_torch("fp32"), _torch("fp32", compile=True), _torch("bf16"), _torch("bf16", compile=True),
+               *_all_precisions("ort-cpu"))
+GPU_CONFIGS = (_torch("fp32", cuda=True), _torch("bf16", cuda=True), _torch("bf16", compile=True, cuda=True),
+               *_all_precisions("ort-cuda"), *_all_precisions("ort-trt"), BenchConfig(target("trt", "fp16")))
+CONFIGS = {c.label: c for c in CPU_CONFIGS + GPU_CONFIGS}
+
+
+def by_label(label: str) -> BenchConfig:
+    """The benchmarked configuration named `label`; an unknown label lists the known ones."""
+    if label not in CONFIGS:
+        raise ValueError(f"unknown bench configuration {label!r}; known: {', '.join(CONFIGS)}")
+    return CONFIGS[label]
 
 
 @dataclass(frozen=True)
@@ -65,7 +97,7 @@ class Case:
     model: str
     size: int | None
     batch: int
-    config: BackendConfig
+    config: BenchConfig
 
     @property
     def id(self) -> str:
@@ -104,7 +136,7 @@ CHECK_MODELS = ("cyclegan-shipped", "dcgan-28", "dcgan-64", "cgan", "gan")
 
 def default_cases() -> list[Case]:
     """The default subset, CPU and GPU rows (GPU rows skip where there is no GPU)."""
-    return [Case(model, size, batch, _cfg(label)) for model, size, batches, labels in _DEFAULT_CPU + _DEFAULT_GPU
+    return [Case(model, size, batch, by_label(label)) for model, size, batches, labels in _DEFAULT_CPU + _DEFAULT_GPU
             for batch in batches for label in labels]
 
 
@@ -115,8 +147,8 @@ def full_cases() -> tuple[list[Case], dict[str, str]]:
     for spec in MODELS.values():
         for size in spec.sizes or (None,):
             for batch in BATCHES:
-                for config in CPU_CONFIGS + GPU_CONFIGS:
-                    case = Case(spec.key, size, batch, config)
+                for cfg in CPU_CONFIGS + GPU_CONFIGS:
+                    case = Case(spec.key, size, batch, cfg)
                     cases.append(case)
                     if size and batch * size * size > MAX_PIXELS_PER_CALL:
                         skipped[case.id] = (f"batch {batch} at {size}x{size} is over {MAX_PIXELS_PER_CALL} pixels per call "

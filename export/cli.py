@@ -7,21 +7,19 @@ or a GPU (the ONNX part is still written).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import logging
 import sys
 from pathlib import Path
 
-from export.importers import ImportOptions
-from export.int8 import CALIBRATION_METHODS
-from export.onnx_fp32 import DEFAULT_OPSET, MIN_OPSET
+from export.options import ExportOptions
 from export.parity import ParityReport
-from export.pipeline import ExportOptions, ExportResult, run_export
-from export.source import DEFAULT_GENERATOR, latest_run_generator
+from export.pipeline import ExportResult, run_export
+from export.source import run_generators
 from ganrt import config as config_mod
 from ganrt.artifact import GENERATOR_FILE, MANIFEST
 from ganrt.errors import UsageError
+from ganrt.locations import shipped_generator
 from ganrt.targets import REFERENCE, gate_of
 from train import registry
 
@@ -38,82 +36,41 @@ examples:
   python -m export model.safetensors --fp16 --out /tmp/art
   python -m export cyclegan-photo2sketch --trt       # add an engine to an artifact (GPU machine)
   python -m export --size 256,320 --batch 1:4:16 --calibration entropy
-  python -m export checkpoints/horse2zebra/latest_net_G.pth --size 256   # junyanz's CycleGAN
-  python -m export saved_models/facades/generator_199.pth                # PyTorch-GAN's pix2pix
-  python -m export junyanz:pix2pix/facades_label2photo --mode train      # downloaded, test.py's semantics
+  python -m export checkpoints/horse2zebra/latest_net_G.pth          # junyanz's CycleGAN (layout from its keys)
+  python -m export saved_models/facades/generator_199.pth            # PyTorch-GAN's pix2pix
+  python -m export junyanz:pix2pix/facades_label2photo --mode train  # downloaded; test.py's statistics
   python -m export --module mypkg.nets:make_generator --weights g.pth --input image:3xHxW --size-multiple 4
 """
 
 
-def _batch(text: str) -> tuple[int, int, int]:
-    try:
-        lo, opt, hi = (int(v) for v in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN:OPT:MAX integers, got {text!r}") from None
-    return lo, opt, hi
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected H,W (or one number for a square), got {text!r}") from None
-    if len(parts) not in (1, 2):
-        raise argparse.ArgumentTypeError(f"expected H,W (or one number for a square), got {text!r}")
-    return parts[0], parts[-1]
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The command line; every flag explained in --help."""
+    """The command line: ExportOptions' flags (every one explained in --help), then --list, -q and -v."""
     p = argparse.ArgumentParser(prog="python -m export", formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Export a generator to ONNX (fp32/fp16/int8) and TensorRT, with a "
                                             "parity report, a manifest and a Triton model repository.",
                                 epilog=EXAMPLES)
-    p.add_argument("source", nargs="?",
-                   help=f"run directory, generator .safetensors (or a run checkpoint), or artifact name under "
-                        f"--artifacts (default: the latest run under --runs, else {DEFAULT_GENERATOR})")
-    p.add_argument("--onnx", action="store_true", help="write the fp32 ONNX model (always written)")
-    p.add_argument("--fp16", action="store_true", help="also write the fp16 ONNX model (fp32 inputs/outputs)")
-    p.add_argument("--int8", action="store_true", help="also write the int8 ONNX model (static QDQ, calibrated)")
-    p.add_argument("--trt", action="store_true", help="also build a TensorRT engine for this machine's GPU")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
-                   help=f"ONNX opset, {MIN_OPSET} or later (default: {DEFAULT_OPSET})")
-    p.add_argument("--batch", type=_batch, default=(1, 1, 16), metavar="MIN:OPT:MAX",
-                   help="batch sizes: the TensorRT profile and Triton's max_batch_size (default: 1:1:16)")
-    p.add_argument("--size", type=_size, metavar="H,W",
-                   help="image size for image-input models: the TensorRT profile and the manifest's default size "
-                        "(ONNX models keep dynamic H and W; default: the training size)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="artifact directory (default: ARTIFACTS/NAME)")
-    p.add_argument("--name", help="artifact name (default: from --out, else from the source)")
-    p.add_argument("--calibration", choices=("auto",) + CALIBRATION_METHODS, default="auto",
-                   help="int8 calibration method; auto tries each and keeps the best PSNR on held-out feeds")
-    p.add_argument("--runs", type=Path, default=Path("runs"), metavar="DIR", help="runs root (default: runs)")
-    p.add_argument("--artifacts", type=Path, default=Path("artifacts"), metavar="DIR",
-                   help="artifacts root (default: artifacts)")
-    imports = p.add_argument_group(
-        "generators trained elsewhere",
-        "SOURCE may be a .pth state_dict of junyanz/pytorch-CycleGAN-and-pix2pix or eriklindernoren/PyTorch-GAN "
-        "(layout detected from its keys), a published generator by name (junyanz:cyclegan/horse2zebra; "
-        "python -m export.importers.pretrained --list), or, with --module, any PyTorch generator")
-    config_mod.add_config_flags(imports, ImportOptions)
-    p.add_argument("--list", action="store_true", help="list variants, runs and artifacts, then exit")
+    config_mod.add_config_flags(p, ExportOptions)
+    p.add_argument("--list", action="store_true", help="list variants, runs, the shipped generator and artifacts, "
+                                                       "then exit")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the summary")
     p.add_argument("-v", "--verbose", action="store_true", help="debug log (exporter warnings included)")
     return p
 
 
 def list_sources(runs_root: Path, artifacts_root: Path) -> str:
-    """Variants, finished runs (newest first) and artifacts."""
+    """Variants, finished runs (newest first), the shipped generator and artifacts."""
     lines = ["variants: " + ", ".join(registry.names())]
-    runs = sorted(runs_root.glob(f"*/*/{GENERATOR_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True) \
-        if runs_root.is_dir() else []
+    runs = run_generators(runs_root)
     lines.append(f"runs under {runs_root}/ (newest first):" if runs else f"no finished runs under {runs_root}/")
     for g in runs:
         when = datetime.datetime.fromtimestamp(g.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         lines.append(f"  {g.parent}  ({when})")
-    latest = latest_run_generator(runs_root)
-    if latest is None and DEFAULT_GENERATOR.is_file():
-        lines.append(f"default source: {DEFAULT_GENERATOR}")
+    shipped = shipped_generator()
+    if not shipped.is_file():
+        lines.append(f"no shipped generator at {shipped}")
+    else:
+        default = "" if runs else " (the default source: no finished run)"
+        lines.append(f"shipped generator: {shipped}{default}")
     arts = sorted(artifacts_root.glob(f"*/{MANIFEST}")) if artifacts_root.is_dir() else []
     lines.append(f"artifacts under {artifacts_root}/:" if arts else f"no artifacts under {artifacts_root}/")
     lines += [f"  {m.parent.name}" for m in arts]
@@ -177,16 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
         return int(e.code or 0)
     _log_to_stdout(logging.DEBUG if opts.verbose else logging.WARNING if opts.quiet else logging.INFO)
-    if opts.list:
-        print(list_sources(opts.runs, opts.artifacts))
-        return 0
-    options = ExportOptions(source=opts.source, onnx=opts.onnx, fp16=opts.fp16, int8=opts.int8, trt=opts.trt,
-                            opset=opts.opset, batch=opts.batch, size=opts.size, out=opts.out, name=opts.name,
-                            calibration=opts.calibration, runs_root=opts.runs, artifacts_root=opts.artifacts)
     try:
-        options.imports = config_mod.resolve(ImportOptions, None, {f.name: getattr(opts, f.name) for f in
-                                                                   dataclasses.fields(ImportOptions)
-                                                                   if hasattr(opts, f.name)})
+        options = config_mod.from_args(ExportOptions, opts)
+        if opts.list:
+            print(list_sources(options.runs_root, options.artifacts_root))
+            return 0
         result = run_export(options)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,9 +6,18 @@ model misses the PSNR gate, normalization ops are kept in fp32 through the conve
 """
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 import onnx
 
 from export.onnx_fp32 import op_types
+from ganrt.targets import target
+
+if TYPE_CHECKING:
+    from export.context import ExportContext
+
+log = logging.getLogger("ganrt.export")
 
 # Ops whose statistics (mean/variance over H x W) overflow or lose precision in fp16.
 NORMALIZATION_OPS = ("InstanceNormalization", "LayerNormalization", "GroupNormalization")
@@ -49,10 +58,33 @@ def drop_repeated_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def normalization_ops(model: onnx.ModelProto) -> tuple[str, ...]:
+    """The normalization op types a model uses (the ones fp16 hurts)."""
+    return tuple(op for op in NORMALIZATION_OPS if op in op_types(model))
+
+
 def candidates(model: onnx.ModelProto) -> dict[str, tuple[str, ...]]:
     """Conversion candidates by name -> ops kept fp32: all-fp16, plus norm-fp32 when the graph has norms."""
-    norms = tuple(op for op in NORMALIZATION_OPS if op in op_types(model))
+    norms = normalization_ops(model)
     found = {"all-fp16": ()}
     if norms:
         found["norm-fp32"] = norms
     return found
+
+
+def stage(ctx: ExportContext) -> None:
+    """Write generator.fp16.onnx: all-fp16 when it passes the gate (no casts: fastest on a GPU), else the best PSNR."""
+    options = candidates(ctx.fp32_model)
+    paths = {name: ctx.out / f"generator.fp16.{name}.onnx" for name in options}
+    measured: dict[str, float] = {}
+    for name, keep_fp32 in options.items():
+        onnx.save(to_fp16(ctx.fp32_model, keep_fp32), str(paths[name]))
+        measured[name] = ctx.measure_onnx(paths[name], "fp16").worst.psnr
+        log.info("      candidate %s (fp32 kept: %s): PSNR %.1f dB", name, ", ".join(keep_fp32) or "none",
+                 measured[name])
+    floor = target("ort-cpu", "fp16").tolerance.psnr_min or 0
+    chosen = "all-fp16" if measured["all-fp16"] >= floor else max(measured, key=measured.get)
+    ctx.keep_onnx(paths[chosen], "fp16", variant=chosen, fp32_ops=list(options[chosen]),
+                  io="float32", candidates_psnr={k: round(v, 2) for k, v in measured.items()})
+    for path in paths.values():
+        path.unlink(missing_ok=True)

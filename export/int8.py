@@ -11,13 +11,20 @@ import contextlib
 import io
 import logging
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from export.feeds import at_size, rows, take
+from ganrt.artifact import ONNX_FILES
+
+if TYPE_CHECKING:
+    from export.context import ExportContext
 
 log = logging.getLogger("ganrt.export")
 
@@ -97,16 +104,21 @@ def preprocess(fp32_model: Path, out: Path) -> bool:
     return True
 
 
+def _ort_method(method: str) -> Any:
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile}[method]
+
+
 def calibrate(model: Path, method: str, feeds: dict[str, np.ndarray], chunk: int, cache: Path) -> None:
     """Collect activation ranges of `model` on `feeds` (`chunk` rows at a time); write ORT's calibration cache."""
-    from onnxruntime.quantization import CalibrationMethod, create_calibrator, save_tensors_data
+    from onnxruntime.quantization import create_calibrator, save_tensors_data
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
     n = min(a.shape[0] for a in feeds.values())
     with tempfile.TemporaryDirectory(prefix="ganrt-calibration-") as tmp, _quantizer_chatter_to_debug():
         calibrator = create_calibrator(model, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-                                       calibrate_method=methods[method], extra_options=CALIBRATOR_OPTIONS[method])
+                                       calibrate_method=_ort_method(method), extra_options=CALIBRATOR_OPTIONS[method])
         for start in range(0, n, chunk):
             calibrator.collect_data(FeedReader({k: a[start:start + chunk] for k, a in feeds.items()}))
         save_tensors_data(calibrator.compute_data(), cache)
@@ -114,17 +126,15 @@ def calibrate(model: Path, method: str, feeds: dict[str, np.ndarray], chunk: int
 
 def quantize(model: Path, out: Path, method: str, cache: Path) -> None:
     """Static QDQ quantization with the ranges in `cache`: int8 activations, per-channel int8 weights, fp32 I/O."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
     # QDQ is the format both the CPU EP and TensorRT (explicit quantization) consume; S8S8 is
     # ORT's default for QDQ on x86-64. Ops without int8 kernels (ConvTranspose, InstanceNorm,
     # Pad on the CPU EP) run in fp32 between their DequantizeLinear/QuantizeLinear pairs.
     with _quantizer_chatter_to_debug():
         quantize_static(str(model), str(out), None, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
-                        calibration_cache_path=str(cache))
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=_ort_method(method), calibration_cache_path=str(cache))
 
 
 @contextlib.contextmanager
@@ -153,3 +163,38 @@ def _quantizer_chatter_to_debug() -> Iterator[None]:
             root.removeHandler(handler)
         for line in notes + printed.getvalue().splitlines():
             log.debug("quantizer: %s", line)
+
+
+def stage(ctx: ExportContext) -> None:
+    """Write generator.int8.onnx: calibrated on real rows with each method asked, the best PSNR kept."""
+    calibration = at_size(ctx.calibration, ctx.inputs, ctx.size)
+    per_row = activation_bytes_per_row(ctx.source.generator, take(calibration, 0, 1), [s.name for s in ctx.inputs])
+    chunk = chunk_rows(per_row)
+    log.info("      calibrating on %d real rows (%.0f MB of activations each, %d per chunk), validating on %d",
+             rows(calibration), per_row / 2**20, chunk, rows(ctx.validation))
+    pre = ctx.out / "generator.int8.pre.onnx"
+    preprocessed = preprocess(ctx.out / ONNX_FILES["fp32"], pre)
+    model = pre if preprocessed else ctx.out / ONNX_FILES["fp32"]
+    methods = CALIBRATION_METHODS if ctx.opts.calibration == "auto" else (ctx.opts.calibration,)
+    paths = {method: ctx.out / f"generator.int8.{method}.onnx" for method in methods}
+    search = {method: _try_method(ctx, model, method, calibration, chunk, paths[method]) for method in methods}
+    best = max(search, key=lambda m: search[m]["psnr"])
+    ctx.keep_onnx(paths[best], "int8", format="QDQ", weights="int8 per-channel", activations="int8", io="float32",
+                  calibration=best, calibration_search=search, calibration_rows=rows(calibration),
+                  validation_rows=rows(ctx.validation), preprocessed=preprocessed)
+    for path in [*paths.values(), pre]:
+        path.unlink(missing_ok=True)
+
+
+def _try_method(ctx: ExportContext, model: Path, method: str, calibration: dict[str, np.ndarray], chunk: int,
+                out: Path) -> dict[str, float]:
+    """Calibrate and quantize `model` with one method into `out`; its validation figures and time."""
+    cache = ctx.out / f"calibration.{method}.json"
+    start = time.perf_counter()
+    calibrate(model, method, calibration, chunk, cache)
+    quantize(model, out, method, cache)
+    seconds = time.perf_counter() - start
+    cache.unlink()
+    worst = ctx.measure_onnx(out, "int8").worst
+    log.info("      %s calibration: PSNR %.1f dB (%.1f s)", method, worst.psnr, seconds)
+    return {"psnr": round(worst.psnr, 2), "max_abs": float(f"{worst.max_abs:.3g}"), "seconds": round(seconds, 1)}

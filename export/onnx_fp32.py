@@ -1,18 +1,27 @@
-"""The fp32 ONNX model: torch.onnx export with dynamic axes, the ONNX checker, then onnxslim."""
+"""The fp32 ONNX model: torch.onnx export with dynamic axes, the ONNX checker, then onnxslim.
+
+The stage keeps onnxslim's model only when it matches the reference at batch 1 and 5 and at a
+second image size (slimming must not bake a shape in); otherwise the exported model, with a note.
+"""
 from __future__ import annotations
 
 import collections
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 import torch
 from torch import nn
 
+from export.feeds import Case, at_size, batch_of, has_dynamic_size, second_size
 from ganrt.errors import UsageError
 from ganrt.signature import TensorSpec
+
+if TYPE_CHECKING:
+    from export.context import ExportContext
 
 log = logging.getLogger("ganrt.export")
 
@@ -92,3 +101,38 @@ def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
 def op_types(model: onnx.ModelProto) -> set[str]:
     """Operator types used by a model's main graph."""
     return {node.op_type for node in model.graph.node}
+
+
+def stage(ctx: ExportContext) -> None:
+    """Write generator.onnx: exported, then slimmed when the slim model keeps parity."""
+    raw_path = ctx.out / "generator.unsimplified.onnx"
+    example = at_size(batch_of(ctx.validation, 2), ctx.inputs, ctx.size)
+    raw = export_fp32(ctx.source.generator, ctx.inputs, ctx.outputs, example, raw_path, ctx.opts.opset)
+    slim_path, note = _slim(ctx, raw)
+    if note:
+        log.warning("      %s", note)
+    kept = slim_path or raw_path
+    ctx.fp32_model = onnx.load(str(kept), load_external_data=False)
+    ctx.keep_onnx(kept, "fp32", opset=ctx.opts.opset, simplified=slim_path is not None,
+                  nodes=len(ctx.fp32_model.graph.node), **({"note": note} if note else {}))
+    raw_path.unlink(missing_ok=True)
+
+
+def _slim(ctx: ExportContext, raw: onnx.ModelProto) -> tuple[Path | None, str]:
+    """(the slim model's path when it keeps parity, else None; why not)."""
+    try:
+        slim = simplify(raw)
+    except Exception as e:  # onnxslim is an optimisation: its failure must not stop the export
+        return None, f"onnxslim failed ({e}); kept the unsimplified model"
+    slim_path = ctx.out / "generator.slim.onnx"
+    onnx.save(slim, str(slim_path))
+    other = second_size(ctx.size, ctx.size_multiple) if ctx.size and has_dynamic_size(ctx.inputs) else ctx.size
+    report = ctx.measure_onnx(slim_path, "fp32", ctx.cases([Case(1, ctx.size), Case(5, ctx.size), Case(5, other)]))
+    if not report.passed:
+        slim_path.unlink()
+        missed = [c.label() for c, r in report.results if not report.gate.passes(r)]
+        return None, (f"the simplified model missed parity (max-abs {report.worst.max_abs:.3g} at {missed}); "
+                      f"kept the unsimplified model")
+    log.info("      simplified %d -> %d nodes; batch 1/5 and %s parity max-abs %.2g", len(raw.graph.node),
+             len(slim.graph.node), "two sizes" if other != ctx.size else "one size", report.worst.max_abs)
+    return slim_path, ""

@@ -1,17 +1,30 @@
-"""Parity at export time: the same feeds through the torch runner (reference) and a candidate runner."""
+"""Parity at export time: the same feeds through the torch runner (reference) and a candidate runner.
+
+Its stage measures the artifact as consumers will run it: the manifest read back, the torch
+runner rebuilding the generator from the artifact's own weights, each ONNX model on ort-cpu.
+"""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from export.feeds import Case, case_feeds
+from export.feeds import Case, case_feeds, parity_cases
+from ganrt.artifact import Artifact
 from ganrt.compare import Comparison, Tolerance, compare_outputs, value_range_of, worst_of
 from ganrt.signature import TensorSpec
+from ganrt.targets import REFERENCE, target
+from infer.runners import open_runner
 from infer.runners.base import Runner
 from infer.runners.onnxrt import OrtRunner, session_loader
+
+if TYPE_CHECKING:
+    from export.context import ExportContext
+
+log = logging.getLogger("ganrt.export")
 
 
 def ort_cpu_runner(model: Path, inputs: list[TensorSpec], outputs: list[TensorSpec], precision: str,
@@ -77,3 +90,17 @@ def measure(candidate: Runner, case_set: CaseSet, gate: Tolerance) -> ParityRepo
     results = [(case, compare_outputs(ref, candidate.infer(feeds), case_set.ranges))
                for case, feeds, ref in zip(case_set.cases, case_set.feeds, case_set.references)]
     return ParityReport(candidate.precision, candidate.backend, gate, results, case_set.ranges)
+
+
+def stage(ctx: ExportContext) -> None:
+    """The reference and every ONNX model through infer's runners, at two batch sizes and two image sizes."""
+    ctx.manifest.save(ctx.out)
+    art = Artifact.load(ctx.out)
+    cases = ctx.cases(parity_cases(ctx.inputs, ctx.size, ctx.size_multiple))
+    for tgt in [REFERENCE] + [target("ort-cpu", p) for p in ctx.opts.onnx_precisions()]:
+        with open_runner(art, tgt.backend, tgt.precision) as runner:
+            report = measure(runner, cases, tgt.tolerance)
+        ctx.reports[tgt.key] = report
+        log.info("      %-8s %-5s worst max-abs %.3g, PSNR %.1f dB: %s", tgt.backend, tgt.precision,
+                 report.worst.max_abs, report.worst.psnr,
+                 "pass" if report.passed else f"FAIL (gate {report.gate.to_json()})")

@@ -11,16 +11,13 @@ from torch import nn
 from export.provenance import sha256_of
 from ganrt import config as config_mod
 from ganrt.artifact import GENERATOR_FILE, MANIFEST, resolve_dir
-from ganrt.errors import CheckpointError, UsageError
+from ganrt.errors import UsageError
 from ganrt.locations import shipped_generator
 from train import checkpoint as ckpt
 from train import registry
-from train.eval import load_generator, load_run
+from train.eval import load_run
 
 log = logging.getLogger("ganrt.export")
-
-# Shipped with the project (another stage trains it); the fallback when there is no run.
-DEFAULT_GENERATOR = shipped_generator()
 
 
 @dataclass
@@ -44,40 +41,40 @@ class Source:
         return f"{self.variant.name} step {self.step} from {self.weights}"
 
 
-def latest_run_generator(runs_root: Path) -> Path | None:
-    """The most recently written runs/<variant>/<run>/generator.safetensors, if any."""
+def run_generators(runs_root: Path) -> list[Path]:
+    """Every finished run's runs/<variant>/<run>/generator.safetensors, newest first."""
     found = list(runs_root.glob(f"*/*/{GENERATOR_FILE}")) if runs_root.is_dir() else []
-    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 def _is_run_dir(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
+def _run_name(run_dir: Path) -> str:
+    # An export of a run is named after its variant and its folder (a timestamp).
+    return f"{load_run(run_dir)[0].name}-{run_dir.name}"
+
+
 def _from_generator_file(path: Path, default_name: str) -> Source:
-    tensors, variant_name, cfg_dict, step = ckpt.read_generator(path)
+    variant_name, cfg_dict, step = ckpt.read_generator(path)
+    generator = ckpt.build_generator(variant_name, cfg_dict, path)
     variant = registry.get(variant_name)
     cfg = config_mod.from_dict(variant.config, cfg_dict)
-    try:
-        generator = variant.generator(cfg)
-    except ValueError as e:  # the builders validate their settings
-        raise CheckpointError(f"{path}: its config cannot build a {variant.name} generator: {e}") from None
-    ckpt.load_into(generator, tensors, "", path)
-    return Source(variant, cfg, generator.eval(), path, True, step, sha256_of(path), default_name)
+    return Source(variant, cfg, generator, path, True, step, sha256_of(path), default_name)
 
 
 def _from_run_checkpoint(run_dir: Path, weights: Path) -> Source:
     variant, cfg = load_run(run_dir)
-    generator = load_generator(variant, cfg, weights)
+    generator = ckpt.build_generator(variant.name, config_mod.to_dict(cfg), weights)
     step = int(weights.stem.split("_")[-1])
-    return Source(variant, cfg, generator, weights, False, step, sha256_of(weights), f"{variant.name}-{run_dir.name}")
+    return Source(variant, cfg, generator, weights, False, step, sha256_of(weights), _run_name(run_dir))
 
 
 def _from_run(run_dir: Path) -> Source:
     generator_file = run_dir / GENERATOR_FILE
-    variant_name = load_run(run_dir)[0].name
     if generator_file.is_file():
-        return _from_generator_file(generator_file, f"{variant_name}-{run_dir.name}")
+        return _from_generator_file(generator_file, _run_name(run_dir))
     found = ckpt.list_checkpoints(run_dir / "checkpoints")
     if not found:
         raise UsageError(f"{run_dir} has neither {GENERATOR_FILE} nor checkpoints: nothing to export")
@@ -90,23 +87,23 @@ def _from_file(path: Path) -> Source:
     if path.parent.name == "checkpoints" and _is_run_dir(run_dir):
         return _from_run_checkpoint(run_dir, path)
     if _is_run_dir(path.parent):
-        return _from_generator_file(path, f"{load_run(path.parent)[0].name}-{path.parent.name}")
+        return _from_generator_file(path, _run_name(path.parent))
     return _from_generator_file(path, path.parent.resolve().name or path.stem)
 
 
-def resolve_source(source: str | None, runs_root: Path, artifacts_root: Path,
-                   default_generator: Path = DEFAULT_GENERATOR) -> Source:
+def resolve_source(source: str | None, runs_root: Path, artifacts_root: Path) -> Source:
     """Load the generator named by SOURCE (see `python -m export --help`); errors are UsageErrors."""
     if source is None:
-        latest = latest_run_generator(runs_root)
-        if latest is not None:
-            log.info("no SOURCE given: exporting the latest run, %s", latest.parent)
-            return _from_file(latest)
-        if default_generator.is_file():
-            log.info("no SOURCE given and no runs under %s: exporting the shipped %s", runs_root, default_generator)
-            return _from_file(default_generator)
+        runs = run_generators(runs_root)
+        if runs:
+            log.info("no SOURCE given: exporting the latest run, %s", runs[0].parent)
+            return _from_file(runs[0])
+        shipped = shipped_generator()
+        if shipped.is_file():
+            log.info("no SOURCE given and no runs under %s: exporting the shipped %s", runs_root, shipped)
+            return _from_file(shipped)
         raise UsageError(f"no SOURCE given, no finished run under {runs_root}/ and no shipped generator at "
-                         f"{default_generator}: train one (python -m train cyclegan) or pass a run directory or file")
+                         f"{shipped}: train one (python -m train cyclegan) or pass a run directory or file")
     path = Path(source)
     if path.is_file():
         return _from_file(path)

@@ -2,19 +2,33 @@
 
 One optimization profile from --batch and --size, fp16/int8 builder flags (int8 from the QDQ
 model: explicit quantization), a persistent timing cache, and normalization layers pinned to
-fp32 when asked (layer precision constraints).
+fp32 when asked (layer precision constraints). The stage measures the engine and, when an
+fp16 engine of a model with normalization layers misses its gate, rebuilds it with them in fp32.
 """
 from __future__ import annotations
 
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from export.feeds import image_inputs, parity_cases
+from export.fp16 import normalization_ops
+from export.parity import CaseSet, ParityReport, measure
+from export.provenance import model_entry
+from ganrt.artifact import ONNX_FILES, engine_file
 from ganrt.atomic import atomic_write
+from ganrt.errors import BackendUnavailable
+from ganrt.targets import TENSORRT, target
 from infer.runners.devices import cuda_device_count, gpu_info, gpu_slug
 
+if TYPE_CHECKING:
+    from export.context import ExportContext
+
 log = logging.getLogger("ganrt.export")
+
+TIMING_CACHE = "timing.cache"
+Shapes = dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
 
 WORKSPACE_BYTES = 4 << 30
 
@@ -29,13 +43,7 @@ def missing_requirements() -> list[str]:
     return missing
 
 
-def plan_name() -> str:
-    """generator.<gpu-slug>.plan for this machine's first GPU (engines are not portable)."""
-    return f"generator.{gpu_slug(gpu_info()['gpu'])}.plan"
-
-
-def build_engine(onnx_model: Path, plan: Path, timing_cache: Path, *, precision: str,
-                 shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]],
+def build_engine(onnx_model: Path, plan: Path, timing_cache: Path, *, precision: str, shapes: Shapes,
                  fp32_norm: bool = False, workspace_bytes: int = WORKSPACE_BYTES) -> dict[str, Any]:
     """Build and write `plan`; returns its manifest entry (GPU, compute capability, TensorRT version, profile)."""
     import tensorrt as trt
@@ -89,3 +97,61 @@ def build_engine(onnx_model: Path, plan: Path, timing_cache: Path, *, precision:
             "compute_capability": info["compute_capability"], "tensorrt": trt.__version__,
             "fp32_norm_layers": pinned, "timing_cache": timing_cache.name,
             "profiles": {name: {"min": list(lo), "opt": list(op), "max": list(hi)} for name, (lo, op, hi) in shapes.items()}}
+
+
+def stage(ctx: ExportContext) -> None:
+    """Build and measure this GPU's engine; an fp16 miss with normalization layers is rebuilt with them in fp32."""
+    ctx.trt_missing = missing_requirements()
+    if ctx.trt_missing:
+        log.error("      cannot build a TensorRT engine here: missing %s", " and ".join(ctx.trt_missing))
+        return
+    precision = ctx.opts.trt_precision()
+    # The table says which ONNX model TensorRT builds from (fp16 engines: the fp32 model; int8: the QDQ one).
+    onnx_model = ctx.out / ONNX_FILES[target("ort-trt", precision).model[1]]
+    plan = ctx.out / engine_file(gpu_slug(gpu_info()["gpu"]))  # engines are not portable: one per GPU model
+    lo, _, hi = ctx.opts.batch
+    cases = ctx.cases([c for c in parity_cases(ctx.inputs, ctx.size, ctx.size_multiple)
+                       if lo <= c.batch <= hi and c.size == ctx.size])
+    engine_target = target("trt", precision)
+    has_norms = bool(normalization_ops(ctx.fp32_model))
+    for fp32_norm in (False, True):
+        entry = build_engine(onnx_model, plan, ctx.out / TIMING_CACHE, precision=precision, shapes=_profile(ctx),
+                             fp32_norm=fp32_norm)
+        report = _measure_engine(ctx, plan, entry, cases)
+        # A gate miss in fp16 is InstanceNorm's classic failure (design.md "Known hazards").
+        if report is None or report.passed or fp32_norm or not has_norms:
+            break
+        log.warning("      engine PSNR %.1f dB < %s: rebuilding with normalization layers in fp32",
+                    report.worst.psnr, engine_target.tolerance.to_json())
+    ctx.manifest.set_model(TENSORRT, precision, {**model_entry(plan), **entry})
+    if report is not None:
+        ctx.reports[engine_target.key] = report
+
+
+def _measure_engine(ctx: ExportContext, plan: Path, entry: dict[str, Any], cases: CaseSet) -> ParityReport | None:
+    """The engine against its gate; None (noted in `entry`) when it cannot run here."""
+    from infer.runners.tensorrt_runner import TrtRunner, engine_loader
+
+    runner = TrtRunner(engine_loader(plan, entry, str(ctx.out)), ctx.inputs, ctx.outputs,
+                       precision=entry["precision"], size_multiple=ctx.size_multiple)
+    try:
+        with runner:
+            return measure(runner, cases, target("trt", entry["precision"]).tolerance)
+    except BackendUnavailable as e:
+        log.warning("      engine built but not measured: %s", e)
+        entry["parity_note"] = f"not measured: {e}"
+        return None
+
+
+def _profile(ctx: ExportContext) -> Shapes:
+    """The optimization profile: --batch MIN:OPT:MAX, and the export size for image inputs."""
+    images = image_inputs(ctx.inputs)
+    shapes = {}
+    for spec in ctx.inputs:
+        dims = [list(spec.shape) for _ in range(3)]
+        for k, b in enumerate(ctx.opts.batch):
+            dims[k][0] = b
+            if spec in images and ctx.size:
+                dims[k][2], dims[k][3] = ctx.size
+        shapes[spec.name] = tuple(tuple(int(d) for d in ds) for ds in dims)
+    return shapes

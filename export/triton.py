@@ -9,9 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ganrt.atomic import atomic_write_text
 from ganrt.signature import TensorSpec
+from ganrt.targets import TENSORRT
+
+if TYPE_CHECKING:
+    from export.context import ExportContext
 
 TRITON_DTYPE = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
                 "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL"}
@@ -74,3 +79,12 @@ def write_repository(root: Path, name: str, models: dict[str, Path], inputs: lis
         atomic_write_text(config, config_pbtxt(model_name, PLATFORM[model.suffix], inputs, outputs, max_batch_size))
         written.append(config)
     return written
+
+
+def stage(ctx: ExportContext) -> None:
+    """Write triton/ for every model in the manifest: <name>_<precision> for ONNX models, <name>_trt for the engine."""
+    models = {("trt" if fmt == TENSORRT else precision): ctx.out / entry["file"]
+              for fmt, entries in ctx.manifest.models.items() for precision, entry in entries.items()}
+    name = ctx.manifest.name
+    write_repository(ctx.out / "triton", name, models, ctx.inputs, ctx.outputs, ctx.opts.batch[2])
+    ctx.manifest.triton = {"repository": "triton", "models": [f"{name}_{p}" for p in models]}

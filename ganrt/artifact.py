@@ -34,6 +34,19 @@ CHANNEL_ORDERS = ("RGB", "BGR")
 MAX_BATCH = 4096
 MAX_SIDE = 16384
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+NAME_RULE = "letters, digits, '.', '_', '+', '-'; a letter or digit first; 128 at most"
+
+
+def check_name(name: Any, where: str = "name") -> str:
+    """`name` when it is a valid artifact name (it names a folder and Triton models), else ArtifactError."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ArtifactError(f"{where}: {name!r} is not a valid artifact name ({NAME_RULE})")
+    return name
+
+
+def name_from(text: str) -> str:
+    """A valid artifact name made from a folder or file name ("" when nothing of it is usable)."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).lstrip("._+-")[:128].rstrip("-")
 
 
 def engine_file(gpu_slug: str) -> str:
@@ -245,7 +258,8 @@ class Manifest:
         return d
 
     def save(self, directory: Path) -> Path:
-        """Atomically write directory/manifest.json."""
+        """Atomically write directory/manifest.json (its name checked as the reader will)."""
+        check_name(self.name)
         path = Path(directory) / MANIFEST
         atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
         return path
@@ -264,9 +278,7 @@ class Manifest:
         missing = [k for k in ("name", "variant", "config", "inputs", "outputs", "batch", "models") if k not in d]
         if missing:
             raise ArtifactError(f"manifest lacks {', '.join(missing)}")
-        name = d["name"]
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ArtifactError(f"name: {name!r} is not a valid artifact name (letters, digits, '.', '_', '+', '-')")
+        name = check_name(d["name"])
         if not isinstance(d["variant"], str) or not d["variant"]:
             raise ArtifactError(f"variant: expected a name, got {d['variant']!r}")
         status = d.get("status", "pending")

@@ -1,7 +1,12 @@
 """Config dataclasses are the single source of command-line flags, presets and saved configs.
 
-A field's `metadata["help"]` is its --help text; `metadata["choices"]` its choices. A class
-may set `presets`, a ClassVar of named overrides (train's variant configs do). train, export
+A field's metadata holds its flag: `help` (the --help text), `choices`, `min` (the smallest
+value its flag accepts), `metavar` (the name --help shows for its value), `default_text` (what
+--help says the default is, for defaults such as None that mean something the value does not
+show), `parse` (text -> value, for flags whose text is not one value of the field's type,
+raising ValueError or argparse.ArgumentTypeError), `flag` (a flag name other than the field's)
+and `positional` (an optional positional argument instead of a flag). A class may set
+`presets`, a ClassVar of named overrides (train's variant configs do). train, export
 and infer build their flags here; a config is saved beside what it made (config.json, a
 generator's metadata, a manifest) and read back with `from_dict`.
 """
@@ -17,7 +22,7 @@ from ganrt.errors import UsageError
 
 
 def opt(default: Any, help: str, **kw: Any) -> Any:
-    """A config field with its help text (and optional `choices`)."""
+    """A config field with its help text (and optional `choices`, `min`, `metavar`, `default_text`)."""
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -35,24 +40,52 @@ def _parse_optional(kind: Any) -> tuple[Any, bool]:
     return kind, False
 
 
+def _at_least(kind: type, minimum: float) -> Any:
+    """An argparse type: `kind(text)`, at least `minimum`, else a usage error saying what was expected."""
+    what = "a positive integer" if kind is int and minimum == 1 else f"a number >= {minimum:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
 def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     """One --flag per config field, with its default and help (defaults left unset)."""
     for f in dataclasses.fields(cls):
         kind, _ = _parse_optional(_field_type(cls, f))
-        flag = "--" + f.name.replace("_", "-")
+        meta = f.metadata
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        in_presets = "".join(f"; {name}: {vals[f.name]}" for name, vals in getattr(cls, "presets", {}).items() if f.name in vals)
-        help_text = f"{f.metadata.get('help', '')} (default: {default}{in_presets})"
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
-        if "choices" in f.metadata:
-            kw["choices"] = f.metadata["choices"]
+        in_presets = "".join(f"; {name}: {vals[f.name]}" for name, vals in getattr(cls, "presets", {}).items()
+                             if f.name in vals)
+        help_text = f"{meta.get('help', '')} (default: {meta.get('default_text', default)}{in_presets})"
+        kw: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text}
+        if "choices" in meta:
+            kw["choices"] = meta["choices"]
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif typing.get_origin(kind) is tuple:
-            elem = typing.get_args(kind)[0]
-            parser.add_argument(flag, type=elem, nargs="+", metavar="X", **kw)
+            parser.add_argument(meta.get("flag", _flag(f)), action=argparse.BooleanOptionalAction, dest=f.name, **kw)
+            continue
+        tuple_of = typing.get_args(kind)[0] if typing.get_origin(kind) is tuple and "parse" not in meta else None
+        parse = meta.get("parse", tuple_of or kind)
+        if "min" in meta:
+            parse = _at_least(parse, meta["min"])
+        if "metavar" in meta or "choices" not in meta:  # argparse shows choices by themselves
+            kw["metavar"] = meta.get("metavar", "X" if tuple_of else f.name.upper())
+        if meta.get("positional"):
+            parser.add_argument(f.name, nargs="?", type=parse, **kw)
         else:
-            parser.add_argument(flag, type=kind, metavar=f.name.upper(), **kw)
+            parser.add_argument(meta.get("flag", _flag(f)), type=parse, dest=f.name,
+                                **({"nargs": "+"} if tuple_of else {}), **kw)
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return "--" + f.name.replace("_", "-")
 
 
 def resolve(cls: type, preset: str | None = None, overrides: dict[str, Any] | None = None) -> Any:
@@ -70,7 +103,8 @@ def resolve(cls: type, preset: str | None = None, overrides: dict[str, Any] | No
     if unknown:
         raise UsageError(f"unknown setting(s) for {cls.__name__}: {', '.join(sorted(unknown))}")
     for f in dataclasses.fields(cls):
-        if f.name in values and typing.get_origin(_field_type(cls, f)) is tuple:
+        kind, _ = _parse_optional(_field_type(cls, f))
+        if values.get(f.name) is not None and typing.get_origin(kind) is tuple:
             values[f.name] = tuple(values[f.name])
     return cls(**values)
 
@@ -89,3 +123,9 @@ def diff_from_defaults(cfg: Any) -> dict[str, Any]:
     """Settings that differ from the class defaults (printed at start-up)."""
     default = to_dict(type(cfg)())
     return {k: v for k, v in to_dict(cfg).items() if default.get(k) != v}
+
+
+def from_args(cls: type, namespace: argparse.Namespace) -> Any:
+    """The config a command line parsed with `add_config_flags` asks for (flags not given keep their defaults)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return resolve(cls, None, {k: v for k, v in vars(namespace).items() if k in known})

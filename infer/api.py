@@ -17,8 +17,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from ganrt.artifact import Artifact, Manifest
-from ganrt.errors import InputError
+from ganrt.artifact import Artifact
 from infer.prepost import Plan, Processor, check_image
 
 log = logging.getLogger("ganrt.infer")
@@ -37,13 +36,11 @@ class RunnerLike(Protocol):
 class Generator:
     """A loaded generator: a runner plus the manifest's pre/post-processing."""
 
-    def __init__(self, runner: RunnerLike, manifest: Manifest, path: Path | None = None,
-                 max_batch: int | None = None):
-        """Wrap an open runner; `max_batch` caps the batch (default: the manifest's batch.max)."""
+    def __init__(self, runner: RunnerLike, artifact: Artifact, max_batch: int | None = None):
+        """Wrap an open runner of `artifact`; `max_batch` caps the batch (default: the manifest's batch.max)."""
         self.runner = runner
-        self.manifest = manifest
-        self.path = path
-        self.processor = Processor(manifest)
+        self.artifact = artifact
+        self.processor = Processor(artifact.manifest)
         self.max_batch = max(1, min(max_batch or self.processor.max_batch, self.processor.max_batch))
         self._closed = False
 
@@ -61,13 +58,13 @@ class Generator:
 
     @property
     def name(self) -> str:
-        """The artifact's name."""
-        return self.manifest.name
+        """The name of the artifact it runs (for messages, metrics and /health)."""
+        return self.artifact.name
 
     @property
     def variant(self) -> str:
-        """The GAN variant the artifact was exported from."""
-        return self.manifest.variant
+        """The GAN variant of the artifact it runs."""
+        return self.artifact.variant
 
     # ---- raw batches ---------------------------------------------------------------------
 
@@ -178,12 +175,10 @@ def load(artifact: Any, backend: str = "auto", precision: str | None = None, max
     runner = open_runner(art, backend=backend, precision=precision, **options)
     try:
         runner.activate()
-        gen = Generator(runner, art.manifest, path=art.root, max_batch=max_batch)
+        gen = Generator(runner, art, max_batch=max_batch)
     except BaseException:
         runner.close()
         raise
     log.info("loaded %s (%s) on %s", gen.name, gen.variant, gen.backend)
     return gen
 
-
-__all__ = ["Generator", "InputError", "load"]

@@ -1,28 +1,32 @@
 """`python -m infer {sample,translate,serve,webcam,backends}`: run an exported artifact.
 
+Each command's options are a dataclass (`infer.options`); `ganrt.config` makes their flags.
 Exit codes: 0 done, 2 bad usage or input (one-line message, no traceback), 1 a bug
 (traceback), 130 interrupted (sample/translate).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ganrt import config
+from ganrt.artifact import MANIFEST
+from ganrt.atomic import atomic_write_bytes
 from ganrt.errors import UsageError
+from ganrt.locations import ARTIFACTS_ROOT, shipped_artifact
+from infer.options import ModelOptions, SampleOptions, ServeOptions, TranslateOptions, WebcamOptions
 
 log = logging.getLogger("ganrt.infer")
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
-BACKENDS = ("auto", "torch", "ort-cpu", "ort-cuda", "ort-trt", "trt")
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")
-PRECISION_HELP = ("model precision: fp32, fp16, int8 (ONNX backends; the artifact must hold that model), bf16 "
-                  "(torch); default: fp32, or a TensorRT engine's own precision")
 
-EXAMPLES = """examples:
+EXAMPLES = f"""examples:
   python -m infer backends
   python -m infer sample artifacts/dcgan --n 64 --grid samples.png --seed 0
   python -m infer sample artifacts/cgan --n 16 --labels 3 --grid threes.png
@@ -30,191 +34,54 @@ EXAMPLES = """examples:
   python -m infer serve artifacts/cyclegan --port 8000
   python -m infer webcam artifacts/cyclegan --source 0
   python -m infer webcam --source clip.mp4 --out translated.mp4 --no-window
-ARTIFACT defaults to the newest directory under artifacts/."""
+ARTIFACT defaults to the newest directory under {ARTIFACTS_ROOT}/, else the CycleGAN (photo -> sketch)
+shipped with ganrt."""
 
 
-def newest_artifact(root: Path = Path("artifacts")) -> Path:
-    """The most recently written artifact under `root` (by its manifest's modification time)."""
-    manifests = sorted(root.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
-    if not manifests:
-        raise UsageError(f"no artifact given and none under {root}/: export one with `python -m export`, "
-                         "or pass ARTIFACT")
-    return manifests[-1].parent
+def default_artifact(root: Path = ARTIFACTS_ROOT) -> Path:
+    """The most recently written artifact under `root` (by its manifest's time), else the shipped one."""
+    manifests = sorted(root.glob(f"*/{MANIFEST}"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if manifests:
+        return manifests[-1].parent
+    shipped = shipped_artifact()
+    if not (shipped / MANIFEST).is_file():
+        raise UsageError(f"no artifact given, none under {root}/ and none shipped at {shipped}: export one with "
+                         "`python -m export`, or pass ARTIFACT")
+    log.info("no artifact given and none under %s/: using the one shipped with ganrt (%s)", root, shipped)
+    return shipped
 
 
-def _number(cast: type, minimum: float, what: str) -> Callable[[str], Any]:
-    """An argparse type: `cast(text)`, at least `minimum`, else an error saying `what` was expected."""
-    def parse(text: str) -> Any:
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
-
-    return parse
-
-
-_positive = _number(int, 1, "a positive integer")
-_non_negative = _number(float, 0, "a number >= 0")
-
-
-def _add_model_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("artifact", nargs="?", type=Path, metavar="ARTIFACT",
-                   help="artifact directory (or its name under artifacts/); default: the newest one")
-    p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="runtime to run the model on; auto picks the fastest available here (default: auto)")
-    p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The full command line, every flag with its help."""
-    parser = argparse.ArgumentParser(
-        prog="python -m infer", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
-        description="Run an exported GAN artifact: sample images, translate a folder, serve over HTTP, "
-                    "or translate a webcam/video live.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("sample", help="sample images from a noise-to-image model into a grid",
-                       description="Sample n images (noise-to-image models) and write them as one grid image.")
-    _add_model_flags(p)
-    p.add_argument("--n", type=_positive, default=64, help="number of samples (default: 64)")
-    p.add_argument("--grid", type=Path, default=Path("samples.png"),
-                   help="grid image to write, ceil(sqrt(n)) columns (default: samples.png); toy models "
-                        "that output points get a scatter plot")
-    p.add_argument("--npz", type=Path, help="also write the raw uint8 images (or points) and labels as .npz")
-    p.add_argument("--labels", nargs="+", metavar="LABEL",
-                   help="class(es) for a conditional model: one for all samples, or n of them "
-                        "(indices or class names); default: cycle through the classes")
-    p.add_argument("--seed", type=int, help="noise seed: the same seed gives the same images (default: random)")
-    p.add_argument("--ncol", type=_positive, help="grid columns (default: ceil(sqrt(n)))")
-
-    p = sub.add_parser("translate", help="translate every image in a folder",
-                       usage="python -m infer translate [-h] [--backend B] [--precision P] [--batch-size N] "
-                             "[--size N] [ARTIFACT] IN_DIR OUT_DIR",
-                       description="Translate each image of IN_DIR (recursively) into OUT_DIR as PNG, keeping "
-                                   "relative paths and image sizes. Non-images are skipped with a warning; an "
-                                   "unreadable image is reported by name and the rest continue (exit code 2 "
-                                   "at the end if any failed).")
-    p.add_argument("paths", nargs="+", metavar="[ARTIFACT] IN_DIR OUT_DIR",
-                   help="optional artifact (default: the newest), the input folder, the output folder")
-    p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="runtime to run the model on; auto picks the fastest available here (default: auto)")
-    p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
-    p.add_argument("--batch-size", type=_positive, default=1,
-                   help="images per model call (same-size images are batched; default: 1, batching brings "
-                        "nothing per image on a small CPU)")
-    p.add_argument("--size", type=int, default=0,
-                   help="run the model with the longer side scaled to this many pixels (aspect kept, result "
-                        "resized back); default 0: each image at its own size")
-    p.add_argument("--bgr", action="store_true", help=argparse.SUPPRESS)
-
-    p = sub.add_parser("serve", help="serve the model over HTTP (FastAPI + uvicorn)",
-                       description="HTTP service: POST /v1/generate, POST /v1/translate, GET /health, GET "
-                                   "/metrics, OpenAPI at /docs. Requests are grouped by a dynamic batcher.")
-    _add_model_flags(p)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: 127.0.0.1, this machine only; there is no authentication)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
-    p.add_argument("--max-batch", type=_positive,
-                   help="most items per model call (default and ceiling: the artifact's batch.max)")
-    p.add_argument("--max-delay-ms", type=_non_negative, default=5.0,
-                   help="longest a request waits for others to share its batch (default: 5)")
-    p.add_argument("--queue-size", type=_positive, default=64,
-                   help="most items waiting for the model; beyond it requests get 503 + Retry-After (default: 64)")
-    p.add_argument("--max-n", type=_positive, default=64, help="largest n for /v1/generate (default: 64)")
-    p.add_argument("--max-body-mb", type=_non_negative, default=10.0,
-                   help="largest request body in MB, enforced while reading (default: 10)")
-    p.add_argument("--max-side", type=int, default=1024,
-                   help="translate: images with a longer side above this run scaled down to it and are "
-                        "resized back (default: 1024; 0 = no limit)")
-    p.add_argument("--limit-concurrency", type=_positive, default=256,
-                   help="most open connections/requests before uvicorn answers 503 (default: 256)")
-    p.add_argument("--no-warmup", action="store_true", help="skip the warm-up inference before listening")
-
-    p = sub.add_parser("webcam", help="translate a camera or video live, side by side",
-                       description="Capture in one thread, translate in another: original | translated with FPS "
-                                   "and latency overlaid. A camera drops stale frames (always the newest frame, "
-                                   "latency never builds up); a video file is processed frame by frame with no "
-                                   "drops, so --out has as many frames as the input. q/Esc or Ctrl-C stops.")
-    _add_model_flags(p)
-    p.add_argument("--source", default="0", help="camera index (0, 1, ...), stream URL, or video file (default: 0)")
-    p.add_argument("--out", type=Path, help="write the side-by-side video here (.mp4, mp4v codec)")
-    p.add_argument("--no-window", action="store_true",
-                   help="do not open a window (headless machines; needed with opencv-python-headless)")
-    p.add_argument("--size", type=int,
-                   help="longer side of the model input in pixels, aspect kept (default: the size the model "
-                        "was trained at; 0: the frame's own size)")
-    p.add_argument("--realtime", action="store_true",
-                   help="treat a video file like a camera: paced at its frame rate, stale frames dropped")
-    p.add_argument("--max-frames", type=_positive, help="stop after this many frames")
-    p.add_argument("--json", action="store_true", help="print the final stats as JSON")
-
-    p = sub.add_parser("backends", help="list the backends available on this machine",
-                       description="List the inference backends that can run here (and, given an artifact, "
-                                   "which one auto picks for it).")
-    p.add_argument("artifact", nargs="?", type=Path, metavar="ARTIFACT", help="optional: show what auto picks for it")
-    return parser
-
-
-def _artifact(path: Path | None) -> Path:
-    return path if path is not None else newest_artifact()
-
-
-def _load(args: argparse.Namespace, artifact: Path | None) -> Any:
+def _load(artifact: Path | None, options: ModelOptions) -> Any:
     from infer.api import load
 
-    path = _artifact(artifact)
-    model = load(path, backend=args.backend, precision=args.precision)
+    path = artifact if artifact is not None else default_artifact()
+    model = load(path, backend=options.backend, precision=options.precision)
     log.info("%s: %s (%s) on %s", path, model.name, model.variant, model.backend)
     return model
 
 
-def cmd_sample(args: argparse.Namespace) -> int:
+def cmd_sample(args: argparse.Namespace, opts: SampleOptions) -> int:
     """sample: n images -> a grid (and optionally npz)."""
-    import numpy as np
+    from infer.codecs import encode_png
+    from infer.samples import Samples
 
-    from infer.prepost import arrays_to_npz, encode_png, make_grid, points_to_image
-
-    with _load(args, args.artifact) as model:
+    with _load(args.artifact, opts) as model:
         if model.kind != "noise":
             raise UsageError(f"{model.name} is an image-to-image model ({model.variant}): "
                              "use `python -m infer translate` instead")
-        labels: Any = args.labels
-        if labels is not None and len(labels) == 1:
-            labels = labels[0]
-        feeds, seed = model.processor.noise_feeds(args.n, labels, args.seed)
-        result = model.processor.outputs_to_user(model.run(feeds))
-        points = model.processor.output.kind == "points"
-        image = points_to_image(result) if points else make_grid(result, ncol=args.ncol)
-        args.grid.parent.mkdir(parents=True, exist_ok=True)
-        args.grid.write_bytes(encode_png(image))
-        if args.npz:
-            arrays = {"points" if points else "images": result, "seed": np.int64(seed)}
-            if model.processor.label_input is not None:
-                arrays["labels"] = feeds[model.processor.label_input.name]
-            args.npz.parent.mkdir(parents=True, exist_ok=True)
-            args.npz.write_bytes(arrays_to_npz(**arrays))
-    print(f"wrote {args.grid} ({args.n} {'points' if points else 'samples'}, seed {seed})"
-          + (f" and {args.npz}" if args.npz else ""))
+        labels: Any = opts.labels[0] if opts.labels is not None and len(opts.labels) == 1 else opts.labels
+        feeds, seed = model.processor.noise_feeds(opts.n, labels, opts.seed)
+        samples = Samples.from_outputs(model.processor, feeds, seed, model.run(feeds))
+        atomic_write_bytes(opts.grid, encode_png(samples.picture(ncol=opts.ncol)))
+        if opts.npz:
+            atomic_write_bytes(opts.npz, samples.to_npz())
+    print(f"wrote {opts.grid} ({opts.n} {'points' if samples.points else 'samples'}, seed {seed})"
+          + (f" and {opts.npz}" if opts.npz else ""))
     return 0
 
 
-def cmd_translate(args: argparse.Namespace) -> int:
-    """translate: every image of IN_DIR -> OUT_DIR/<same relative path>.png."""
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from ganrt.errors import InputError
-    from infer.prepost import decode_image, encode_png
-
-    if len(args.paths) not in (2, 3):
-        raise UsageError("translate needs [ARTIFACT] IN_DIR OUT_DIR")
-    artifact = Path(args.paths[0]) if len(args.paths) == 3 else None
-    in_dir, out_dir = (Path(p) for p in args.paths[-2:])
+def _images_in(in_dir: Path, out_dir: Path) -> list[Path]:
+    """The images under `in_dir` (by extension; others are skipped with a warning), none of them under `out_dir`."""
     if not in_dir.is_dir():
         raise UsageError(f"input folder {in_dir} does not exist")
     if out_dir.resolve() == in_dir.resolve():
@@ -226,70 +93,84 @@ def cmd_translate(args: argparse.Namespace) -> int:
             log.warning("skipping %s: not an image (by its extension)", p)
     if not images:
         raise UsageError(f"no images in {in_dir} (looked for {', '.join(sorted(IMAGE_EXTS))})")
+    return images
+
+
+def _translate_batch(model: Any, paths: list[Path], in_dir: Path, out_dir: Path, max_side: int | None) -> list[Path]:
+    """Translate `paths` in one call into OUT_DIR/<relative path>.png; returns the ones that could not be read."""
+    from ganrt.errors import InputError
+    from infer.codecs import decode_image, encode_png
+
+    readable, arrays, failed = [], [], []
+    for path in paths:
+        try:
+            arrays.append(decode_image(path.read_bytes()))
+            readable.append(path)
+        except (InputError, OSError) as e:
+            log.error("cannot read %s: %s", path, e)
+            failed.append(path)
+    if readable:
+        for path, image in zip(readable, model.translate(arrays, max_side=max_side)):
+            atomic_write_bytes((out_dir / path.relative_to(in_dir)).with_suffix(".png"), encode_png(image))
+    return failed
+
+
+def cmd_translate(args: argparse.Namespace, opts: TranslateOptions) -> int:
+    """translate: every image of IN_DIR -> OUT_DIR/<same relative path>.png."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    if len(args.paths) not in (2, 3):
+        raise UsageError("translate needs [ARTIFACT] IN_DIR OUT_DIR")
+    artifact = Path(args.paths[0]) if len(args.paths) == 3 else None
+    in_dir, out_dir = (Path(p) for p in args.paths[-2:])
+    images = _images_in(in_dir, out_dir)
     failed: list[Path] = []
-    done = 0
-    with _load(args, artifact) as model:
+    with _load(artifact, opts) as model:
         if model.kind != "translate":
             raise UsageError(f"{model.name} samples from noise ({model.variant}): use `python -m infer sample` instead")
         with logging_redirect_tqdm(), tqdm(total=len(images), unit="img", desc="translate") as bar:
-            for start in range(0, len(images), args.batch_size):
-                chunk, arrays = [], []
-                for path in images[start:start + args.batch_size]:
-                    try:
-                        arrays.append(decode_image(path.read_bytes()))
-                        chunk.append(path)
-                    except (InputError, OSError) as e:
-                        log.error("cannot read %s: %s", path, e)
-                        failed.append(path)
-                        bar.update(1)
-                if not chunk:
-                    continue
-                outputs = model.translate(arrays, max_side=args.size or None)
-                for path, image in zip(chunk, outputs):
-                    target = (out_dir / path.relative_to(in_dir)).with_suffix(".png")
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(encode_png(image))
-                    done += 1
-                bar.update(len(chunk))
-    print(f"translated {done} image(s) into {out_dir}" + (f"; {len(failed)} failed: "
-                                                          + ", ".join(str(p) for p in failed) if failed else ""))
+            for start in range(0, len(images), opts.batch_size):
+                batch = images[start:start + opts.batch_size]
+                failed += _translate_batch(model, batch, in_dir, out_dir, opts.size or None)
+                bar.update(len(batch))
+    print(f"translated {len(images) - len(failed)} image(s) into {out_dir}"
+          + (f"; {len(failed)} failed: " + ", ".join(str(p) for p in failed) if failed else ""))
     return 2 if failed else 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, opts: ServeOptions) -> int:
     """serve: the HTTP service until Ctrl-C."""
-    from infer.server import serve
+    from infer.server.app import serve
 
-    with _load(args, args.artifact) as model:
-        if not args.no_warmup:
+    # A request for max-n samples must fit in the queue.
+    opts = dataclasses.replace(opts, queue_size=max(opts.queue_size, opts.max_n))
+    with _load(args.artifact, opts) as model:
+        if opts.warmup:
             model.warmup()
-        serve(model, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
-              limit_concurrency=args.limit_concurrency, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
-              queue_size=max(args.queue_size, args.max_n), max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-              max_n=args.max_n, max_side=args.max_side or None)
+        serve(model, opts, log_level="warning" if args.quiet else "info")
     return 0
 
 
-def cmd_webcam(args: argparse.Namespace) -> int:
+def cmd_webcam(args: argparse.Namespace, opts: WebcamOptions) -> int:
     """webcam: live translation of a camera or video."""
     from infer.webcam import parse_source, run_pipeline
 
-    parse_source(args.source)  # a bad source fails before the model loads
-    with _load(args, args.artifact) as model:
-        stats = run_pipeline(model, args.source, out=args.out, window=not args.no_window, size=args.size,
-                             realtime=True if args.realtime else None, max_frames=args.max_frames)
-    print(json.dumps(stats.summary()) if args.json else stats.report())
-    if args.out is not None and stats.written:
-        print(f"wrote {args.out} ({stats.written} frames)")
+    parse_source(opts.source)  # a bad source fails before the model loads
+    with _load(args.artifact, opts) as model:
+        stats = run_pipeline(model, opts.source, out=opts.out, window=opts.window, size=opts.size,
+                             realtime=True if opts.realtime else None, max_frames=opts.max_frames)
+    print(json.dumps(stats.summary()) if opts.json else stats.report())
+    if opts.out is not None and stats.written:
+        print(f"wrote {opts.out} ({stats.written} frames)")
     return 0
 
 
-def cmd_backends(args: argparse.Namespace) -> int:
+def cmd_backends(args: argparse.Namespace, opts: None) -> int:
     """backends: what can run here."""
     from infer.runners import available_backends
 
-    backends = available_backends()
-    for name in backends:
+    for name in available_backends():
         print(name)
     if args.artifact is not None:
         from infer.api import load
@@ -299,18 +180,91 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"sample": cmd_sample, "translate": cmd_translate, "serve": cmd_serve, "webcam": cmd_webcam,
-            "backends": cmd_backends}
+def _artifact_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("artifact", nargs="?", type=Path, metavar="ARTIFACT",
+                   help=f"artifact directory (or its name under {ARTIFACTS_ROOT}/); default: the newest one, "
+                        "else the one shipped with ganrt")
+
+
+def _translate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="[ARTIFACT] IN_DIR OUT_DIR",
+                   help="optional artifact (default: the newest, else the shipped one), the input folder, "
+                        "the output folder")
+
+
+def _backends_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("artifact", nargs="?", type=Path, metavar="ARTIFACT", help="optional: show what auto picks for it")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: what it runs, its options dataclass, its positional arguments and its help."""
+
+    run: Callable[[argparse.Namespace, Any], int]
+    options: type | None
+    positionals: Callable[[argparse.ArgumentParser], None]
+    help: str
+    description: str
+    usage: str | None = None
+
+
+COMMANDS = {
+    "sample": Command(cmd_sample, SampleOptions, _artifact_arg, "sample images from a noise-to-image model into a grid",
+                      "Sample n images (noise-to-image models) and write them as one grid image."),
+    "translate": Command(
+        cmd_translate, TranslateOptions, _translate_args, "translate every image in a folder",
+        "Translate each image of IN_DIR (recursively) into OUT_DIR as PNG, keeping relative paths and image sizes. "
+        "Non-images are skipped with a warning; an unreadable image is reported by name and the rest continue "
+        "(exit code 2 at the end if any failed).",
+        usage="python -m infer translate [-h] [--backend B] [--precision P] [--batch-size N] [--size N] "
+              "[ARTIFACT] IN_DIR OUT_DIR"),
+    "serve": Command(cmd_serve, ServeOptions, _artifact_arg, "serve the model over HTTP (FastAPI + uvicorn)",
+                     "HTTP service: POST /v1/generate, POST /v1/translate, GET /health, GET /metrics, OpenAPI at "
+                     "/docs. Requests are grouped by a dynamic batcher."),
+    "webcam": Command(cmd_webcam, WebcamOptions, _artifact_arg, "translate a camera or video live, side by side",
+                      "Capture in one thread, translate in another: original | translated with FPS and latency "
+                      "overlaid. A camera drops stale frames (always the newest frame, latency never builds up); a "
+                      "video file is processed frame by frame with no drops, so --out has as many frames as the "
+                      "input. q/Esc or Ctrl-C stops."),
+    "backends": Command(cmd_backends, None, _backends_args, "list the backends available on this machine",
+                        "List the inference backends that can run here (and, given an artifact, which one auto "
+                        "picks for it)."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command line, every flag with its help."""
+    parser = argparse.ArgumentParser(
+        prog="python -m infer", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        description="Run an exported GAN artifact: sample images, translate a folder, serve over HTTP, "
+                    "or translate a webcam/video live.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(name, help=command.help, description=command.description, usage=command.usage)
+        command.positionals(p)
+        if command.options is not None:
+            config.add_config_flags(p, command.options)
+    return parser
+
+
+def _options(command: Command, args: argparse.Namespace) -> Any:
+    """The command's options dataclass from the parsed flags (defaults for the flags not given)."""
+    if command.options is None:
+        return None
+    names = {f.name for f in dataclasses.fields(command.options)}
+    return config.resolve(command.options, None, {k: v for k, v in vars(args).items() if k in names})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and turn errors into exit codes."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    command = COMMANDS[args.command]
     try:
-        return COMMANDS[args.command](args)
+        return command.run(args, _options(command, args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

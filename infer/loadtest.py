@@ -13,10 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,13 +21,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from infer.prepost import encode_png
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from infer.codecs import encode_png
+from infer.server.process import ServerFailed, ServerProcess
 
 
 def _metric(text: str, name: str) -> float:
@@ -118,38 +109,20 @@ def _format(row: dict[str, Any]) -> str:
             f"p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms | mean batch {row['mean_batch']}")
 
 
-def start_server(artifact: Path | None = None, backend: str = "auto", precision: str | None = None,
-                 queue_size: int = 64, max_delay_ms: float = 5.0, max_batch: int | None = None,
-                 ready_timeout_s: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """Start `python -m infer serve` on a free 127.0.0.1 port; return the process and its URL once /health answers."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "infer", "-q", "serve", *([str(artifact)] if artifact else []),
-           "--port", str(port), "--backend", backend, *(["--precision", precision] if precision else []),
-           "--queue-size", str(queue_size), "--max-delay-ms", str(max_delay_ms),
-           *(["--max-batch", str(max_batch)] if max_batch else [])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                         os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(cmd, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + ready_timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with code {proc.returncode}: {' '.join(cmd)}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"the server did not become ready in {ready_timeout_s:g} s")
+def server_args(artifact: Path | None = None, backend: str = "auto", precision: str | None = None,
+                queue_size: int = 64, max_delay_ms: float = 5.0, max_batch: int | None = None) -> list[str]:
+    """`python -m infer serve` arguments for a load run (ARTIFACT defaults to serve's own default)."""
+    return [*([str(artifact)] if artifact else []), "--backend", backend,
+            *(["--precision", precision] if precision else []), "--queue-size", str(queue_size),
+            "--max-delay-ms", str(max_delay_ms), *(["--max-batch", str(max_batch)] if max_batch else [])]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, start (or target) a server, run the levels, print (and save) the results."""
     p = argparse.ArgumentParser(prog="python -m infer.loadtest", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("artifact", nargs="?", type=Path, help="artifact to serve (default: the newest under artifacts/)")
+    p.add_argument("artifact", nargs="?", type=Path,
+                   help="artifact to serve (default: serve's, the newest under artifacts/, else the shipped one)")
     p.add_argument("--url", help="test a running server instead of starting one")
     p.add_argument("--endpoint", choices=("auto", "generate", "translate"), default="auto",
                    help="auto: translate for image-to-image models, generate otherwise")
@@ -164,21 +137,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queue-size", type=int, default=64, help="server --queue-size (default: 64)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
-    proc = None
-    url = args.url
-    if url is None:
-        proc, url = start_server(args.artifact, args.backend, args.precision, args.queue_size, args.max_delay_ms,
-                                 args.max_batch)
-    try:
-        rows = asyncio.run(load_test(url.rstrip("/"), args.concurrency, args.requests, args.endpoint, args.n,
+
+    def run(url: str) -> list[dict[str, Any]]:
+        return asyncio.run(load_test(url.rstrip("/"), args.concurrency, args.requests, args.endpoint, args.n,
                                      args.image_size))
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+
+    if args.url is not None:
+        rows = run(args.url)
+    else:
+        try:
+            with ServerProcess(server_args(args.artifact, args.backend, args.precision, args.queue_size,
+                                           args.max_delay_ms, args.max_batch)) as server:
+                rows = run(server.url)
+        except ServerFailed as e:
+            raise SystemExit(f"error: {e}") from None
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

@@ -8,20 +8,17 @@ name: everything comes from the manifest's `inputs`, `outputs` and `image` secti
 """
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
-from ganrt.artifact import CHANNEL_ORDERS, ImageFormat, Manifest
-from ganrt.errors import BadImage, ImageTooLarge, InputError, UnknownLabel, UnsupportedOperation, UsageError
+from ganrt.artifact import ImageFormat, Manifest
+from ganrt.errors import BadImage, InputError, UnknownLabel, UnsupportedOperation, UsageError
 from ganrt.signature import TensorSpec
-
-# Larger decoded images are refused before their pixels are allocated (decompression bombs).
-DEFAULT_MAX_PIXELS = 4096 * 4096
+from infer.codecs import check_order
 
 
 @dataclass(frozen=True)
@@ -38,13 +35,6 @@ def _fixed_format(spec: TensorSpec) -> ImageFormat:
     channels, h, w = spec.shape[1:]
     return ImageFormat(channels=int(channels or 3), value_range=spec.range or (-1.0, 1.0),
                        default_size=(h, w) if h and w else None, dynamic_size=not (h and w))
-
-
-def _check_order(channel_order: str) -> str:
-    order = channel_order.upper()
-    if order not in CHANNEL_ORDERS:
-        raise InputError(f"channel_order must be one of {CHANNEL_ORDERS}, not {channel_order!r}")
-    return order
 
 
 def _round_up(x: int, m: int) -> int:
@@ -173,7 +163,7 @@ class Processor:
     def image_to_model(self, image: np.ndarray, plan: Plan, channel_order: str = "RGB") -> np.ndarray:
         """One uint8 HWC image -> float32 CHW for the model (resized/padded per `plan`)."""
         fmt = self._in_fmt()
-        img = as_channels(image, fmt.channels, _check_order(channel_order), fmt.channel_order)
+        img = as_channels(image, fmt.channels, check_order(channel_order), fmt.channel_order)
         if img.shape[:2] != plan.scaled_hw:
             interp = cv2.INTER_AREA if img.shape[0] > plan.scaled_hw[0] else cv2.INTER_LINEAR
             img = cv2.resize(img, (plan.scaled_hw[1], plan.scaled_hw[0]), interpolation=interp)
@@ -211,7 +201,7 @@ class Processor:
         lo, hi = fmt.value_range
         img = (np.asarray(y, dtype=np.float32) - lo) * np.float32(255.0 / (hi - lo))
         img = np.clip(np.rint(img), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-        if img.shape[-1] == 3 and _check_order(channel_order) != fmt.channel_order:
+        if img.shape[-1] == 3 and check_order(channel_order) != fmt.channel_order:
             img = img[..., ::-1]
         return np.ascontiguousarray(img)
 
@@ -267,96 +257,3 @@ def as_channels(image: np.ndarray, channels: int, src_order: str = "RGB", dst_or
     if img.shape[2] == 1:
         return np.repeat(img, 3, axis=2)
     return img[:, :, ::-1] if src_order != dst_order else img
-
-
-# ---- files and bytes ------------------------------------------------------------------------
-
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, channel_order: str = "RGB") -> np.ndarray:
-    """Encoded image bytes (PNG, JPEG, WebP, BMP, ...) -> uint8 HxWx3 (or HxW for grey), EXIF-rotated.
-
-    The size is checked from the header, before the pixels are decoded.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    if not data:
-        raise BadImage("empty image data")
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ImageTooLarge(f"image is {w}x{h} = {w * h} pixels; the limit is {max_pixels}")
-            im = ImageOps.exif_transpose(im)
-            mode = "L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB"
-            arr = np.asarray(im.convert(mode))
-    except InputError:
-        raise
-    except UnidentifiedImageError:
-        raise BadImage(f"not an image in a known format ({len(data)} bytes starting {data[:8]!r})") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise BadImage(f"cannot decode image: {e}") from None
-    if arr.ndim == 3 and _check_order(channel_order) == "BGR":
-        arr = arr[:, :, ::-1]
-    return np.ascontiguousarray(arr)
-
-
-def encode_png(image: np.ndarray, channel_order: str = "RGB") -> bytes:
-    """uint8 HxW[xC] image -> PNG bytes."""
-    img = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
-    if img.ndim == 3 and _check_order(channel_order) == "RGB":
-        img = img[:, :, ::-1]  # cv2 encodes BGR
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img))
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def make_grid(images: np.ndarray, ncol: int | None = None, padding: int = 2, pad_value: int = 0) -> np.ndarray:
-    """uint8 NHWC -> one uint8 HWC grid image, `ncol` columns (default ceil(sqrt(N))).
-
-    Size: (rows * (h + padding) + padding) x (ncol * (w + padding) + padding).
-    """
-    if images.ndim != 4 or len(images) == 0:
-        raise InputError(f"make_grid needs a non-empty NHWC batch, got shape {images.shape}")
-    n, h, w, c = images.shape
-    ncol = ncol or int(math.ceil(math.sqrt(n)))
-    nrow = int(math.ceil(n / ncol))
-    grid = np.full((nrow * (h + padding) + padding, ncol * (w + padding) + padding, c), pad_value, np.uint8)
-    for i, im in enumerate(images):
-        r, col = divmod(i, ncol)
-        y, x = padding + r * (h + padding), padding + col * (w + padding)
-        grid[y:y + h, x:x + w] = im
-    return grid
-
-
-def points_to_image(points: np.ndarray, size: int = 512) -> np.ndarray:
-    """Toy-model points (N, 2+) -> a uint8 RGB scatter plot of the first two coordinates."""
-    pts = np.asarray(points, dtype=np.float32)[:, :2]
-    canvas = np.full((size, size, 3), 255, np.uint8)
-    finite = pts[np.isfinite(pts).all(axis=1)]
-    if len(finite) == 0:
-        return canvas
-    lo, hi = finite.min(axis=0), finite.max(axis=0)
-    span = np.maximum(hi - lo, 1e-6)
-    margin = 0.05 * size
-    xy = (finite - lo) / span * (size - 2 * margin) + margin
-    for x, y in xy:
-        cv2.circle(canvas, (int(x), int(size - y)), 2, (31, 119, 180), -1, lineType=cv2.LINE_AA)
-    return canvas
-
-
-def images_to_zip(images: Iterable[np.ndarray]) -> bytes:
-    """uint8 images -> a zip of 000000.png, 000001.png, ..."""
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:  # PNG is already compressed
-        for i, im in enumerate(images):
-            zf.writestr(f"{i:06d}.png", encode_png(im))
-    return buf.getvalue()
-
-
-def arrays_to_npz(**arrays: np.ndarray) -> bytes:
-    """Named arrays -> compressed .npz bytes."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
-    return buf.getvalue()

@@ -18,7 +18,8 @@ TINY_RUNS = {
 
 
 def _train_and_export(variant_name: str, root: Path) -> Path:
-    from export.pipeline import ExportOptions, run_export
+    from export.options import ExportOptions
+    from export.pipeline import run_export
     from ganrt import config
     from train import registry
     from train.trainer import run_training

@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main as bench_main
-from bench.report import compare_runs, load_run, report
+from bench.plots import psnr_floors
+from bench.regression import compare_runs
+from bench.report import report
+from bench.results import Row, inference_order, load_run
+from ganrt.targets import target
 
 # Two inference rows of one model (a baseline and a faster config), one training row, one plain benchmark.
 BENCHMARKS = textwrap.dedent('''
@@ -88,6 +92,7 @@ def test_report_has_the_rows_and_plots(bench_json: Path, tmp_path: Path) -> None
     assert "| toyvariant |" in md  # training table
     assert "test_plain" in md  # a benchmark without ganrt's extra_info still gets a row
     assert "120.5" in md  # parity PSNR
+    assert "| identical |" in md  # the baseline's PSNR is the comparator's cap
     for png in ("bench-throughput.png", "bench-parity.png"):
         assert (out.parent / png).stat().st_size > 1000
         assert f"]({png})" in md
@@ -129,3 +134,24 @@ def test_bad_input_is_a_usage_error(tmp_path: Path, capsys) -> None:
     assert report([str(tmp_path / "bad.json"), "--out", str(tmp_path / "r.md")]) == 2
     assert bench_main(["frobnicate"]) == 2
     assert not (tmp_path / "r.md").exists()
+
+
+def test_parity_plot_floors_are_the_tolerance_tables() -> None:
+    assert psnr_floors() == {"int8": target("ort-cpu", "int8").tolerance.psnr_min,
+                             "bf16": target("torch", "bf16").tolerance.psnr_min,
+                             "fp16": target("ort-cpu", "fp16").tolerance.psnr_min}
+    assert list(psnr_floors().values()) == sorted(psnr_floors().values())
+
+
+def _inference_row(label: str, device: str = "gpu") -> Row:
+    return Row(0, label, label, None, {"median": 1.0}, {"kind": "inference", "config": label, "device": device,
+                                                        "size": "256x256", "batch": 1})
+
+
+def test_inference_rows_follow_the_bench_configuration_order() -> None:
+    labels = ["trt-fp16", "ort-cuda-fp32", "not-a-bench-config", "torch-cuda-bf16-compile", "torch-cuda-fp32-eager"]
+    ordered = sorted((_inference_row(label) for label in labels), key=inference_order)
+    assert [r.label for r in ordered] == ["torch-cuda-fp32-eager", "torch-cuda-bf16-compile", "ort-cuda-fp32",
+                                          "trt-fp16", "not-a-bench-config"]
+    cpu_first = sorted([_inference_row("ort-cpu-fp32", "gpu"), _inference_row("ort-cpu-int8", "cpu")], key=inference_order)
+    assert [r.extra["device"] for r in cpu_first] == ["cpu", "gpu"]

@@ -5,6 +5,7 @@ Generators are tiny (tests/tiny_generators.py); one test goes through a real sho
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -21,7 +22,7 @@ from export.feeds import has_dynamic_size
 from export.fp16 import candidates, drop_repeated_nodes, to_fp16
 from export.onnx_fp32 import export_fp32, onnx_output_specs
 from ganrt import config
-from ganrt.artifact import Artifact
+from ganrt.artifact import Artifact, name_from
 from ganrt.compare import assert_within
 from ganrt.locations import shipped_generator
 from ganrt.targets import REFERENCE, target
@@ -253,7 +254,7 @@ def test_fp16_keeps_instance_norm_in_fp32_only_as_a_candidate(exported: dict[str
 
 
 def test_calibration_rows_follow_a_pixel_budget() -> None:
-    from export.pipeline import real_rows_for
+    from export.context import real_rows_for
 
     assert real_rows_for(None) == real_rows_for((32, 32)) == real_rows_for((64, 64)) == 320
     assert real_rows_for((128, 128)) == 160 and real_rows_for((256, 256)) == 40
@@ -375,20 +376,64 @@ def test_bad_sizes_and_batches_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert message in capsys.readouterr().err
 
 
-def test_size_for_a_fixed_size_model_and_unknown_sources_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_size_for_a_fixed_size_model_and_unknown_sources_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     source = save_tiny_generator("dcgan", tmp_path / "g.safetensors")
     assert main([str(source), "--size", "32,32", "--out", str(tmp_path / "out")]) == 2
     assert "--size applies to image inputs" in capsys.readouterr().err
     assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     assert "unknown source" in capsys.readouterr().err
-    # From an empty folder (no runs/), the generator shipped inside the package is exported.
+
+
+def test_no_argument_exports_the_shipped_generator_from_an_empty_folder(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.chdir(empty)
-    assert main(["--onnx", "-q"]) == 0
+    shipped = "".join(str(shipped_generator()).split())
+    # --help and --list say where the shipped generator is (package data, not the working directory).
+    assert main(["--help"]) == 0
+    assert shipped in "".join(capsys.readouterr().out.split())
+    assert main(["--list"]) == 0
+    assert f"shipped generator: {shipped} (the default source: no finished run)" in capsys.readouterr().out
+    result = run_cli("--onnx", "-q", cwd=empty)
+    assert result.returncode == 0, result.stderr
     art = Artifact.load(empty / "artifacts" / "cyclegan-photo2sketch")
     assert art.variant == "cyclegan" and art.manifest.source["sha256"] == sha256(shipped_generator())
+    assert sorted(p.name for p in empty.iterdir()) == ["artifacts"]
+
+
+def test_names_from_folders_are_made_valid_and_a_bad_name_exits_2(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    # Folder names become artifact (and Triton model) names: ones the manifest's name rule refuses are made valid.
+    source = save_tiny_generator("gan", tmp_path / "my gens" / "generator.safetensors")
+    assert main([str(source), "--onnx", "--artifacts", str(tmp_path / "arts"), "-q"]) == 0
+    assert Artifact.load(tmp_path / "arts" / "my-gens").name == "my-gens"
+    out = tmp_path / "out dir (2)"
+    assert main([str(source), "--onnx", "--out", str(out), "-q"]) == 0
+    assert Artifact.load(out).name == "out-dir-2" and (out / "triton" / "out-dir-2_fp32" / "config.pbtxt").is_file()
+    capsys.readouterr()
+    assert main([str(source), "--onnx", "--name", "my model", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--name: 'my model' is not a valid artifact name" in err[0]
+    assert not (tmp_path / "bad").exists()
+    assert name_from("..runs/x y") == "runs-x-y" and name_from("模型") == ""  # "": the variant's name is used
+
+
+def test_export_options_are_the_flags(tmp_path: Path) -> None:
+    from export.cli import build_parser
+    from export.options import ExportOptions
+
+    parser = build_parser()
+    assert config.from_args(ExportOptions, parser.parse_args([])) == ExportOptions()
+    args = ["src", "--fp16", "--batch", "1:2:4", "--size", "64", "--calibration", "entropy", "--runs", "r"]
+    assert config.from_args(ExportOptions, parser.parse_args(args)) == ExportOptions(
+        source="src", fp16=True, batch=(1, 2, 4), size=(64, 64), calibration="entropy", runs_root=Path("r"))
+    # Every field is a flag with its own help text, and its default is shown.
+    help_text = "".join(parser.format_help().split())
+    for f in dataclasses.fields(ExportOptions):
+        assert "".join(f.metadata["help"].split()) in help_text, f.name
+    assert "(default:1:1:16)" in help_text and "{auto,minmax,entropy,percentile}" in help_text
 
 
 def test_list_shows_variants_runs_and_artifacts(exported: dict[str, Artifact], capsys: pytest.CaptureFixture) -> None:

@@ -25,10 +25,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from export.cli import main as export_main
-from export.importers import ImportOptions, import_file
 from export.importers.pretrained import fetch
 from export.importers.pretrained import main as pretrained_main
-from export.pipeline import ExportOptions
+from export.importers.resolve import import_file
+from export.options import ExportOptions
 from export.pipeline import run_export as run_export_api
 from ganrt.errors import CheckpointError, UsageError
 from train import registry
@@ -257,7 +257,7 @@ def reference_inputs(size: int, seed: int = 1) -> torch.Tensor:
 def test_import_reproduces_the_reference_network(name: str, tmp_path: Path) -> None:
     reference = save_reference(name, tmp_path / "net_G.pth")
     _, size, _, facts = LAYOUTS[name]
-    source = import_file(tmp_path / "net_G.pth", ImportOptions(), (size, size))
+    source = import_file(tmp_path / "net_G.pth", ExportOptions(size=(size, size)))
     assert source.provenance["import"]["layout"] == name.removesuffix("-batch-dropout")
     assert facts.items() <= source.provenance["import"]["detected"].items()
     x = reference_inputs(size)
@@ -309,7 +309,7 @@ def test_imported_file_exports_with_parity_and_translates(name: str, tmp_path: P
 
 def test_train_mode_normalises_each_image_by_its_own_statistics(tmp_path: Path) -> None:
     reference = save_reference("junyanz-unet", tmp_path / "net_G.pth")
-    source = import_file(tmp_path / "net_G.pth", ImportOptions(mode="train"), None)
+    source = import_file(tmp_path / "net_G.pth", ExportOptions(mode="train"))
     assert source.config.norm == "instance-affine" and source.provenance["import"]["mode"] == "train"
     # junyanz's test.py without --eval: batch norms in train mode, one image at a time (dropout off here).
     for m in reference.modules():
@@ -319,7 +319,7 @@ def test_train_mode_normalises_each_image_by_its_own_statistics(tmp_path: Path) 
     with torch.no_grad():
         expected = torch.cat([reference(x[i:i + 1]) for i in range(len(x))])
         err = (expected - source.generator(x)).abs().max().item()
-        eval_gap = (expected - import_file(tmp_path / "net_G.pth", ImportOptions(), None).generator(x)).abs().max()
+        eval_gap = (expected - import_file(tmp_path / "net_G.pth", ExportOptions()).generator(x)).abs().max()
     assert err <= IMPORT_TOLERANCE, err
     assert eval_gap > 1e-2  # the two modes really differ for this file
 
@@ -343,7 +343,7 @@ def test_legacy_instance_norm_statistics_are_dropped(tmp_path: Path) -> None:
         state.update({f"{prefix}.running_mean": torch.zeros(4), f"{prefix}.running_var": torch.ones(4),
                       f"{prefix}.num_batches_tracked": torch.tensor(0)})
     torch.save(state, tmp_path / "legacy.pth")
-    source = import_file(tmp_path / "legacy.pth", ImportOptions(), (32, 32))
+    source = import_file(tmp_path / "legacy.pth", ExportOptions(size=(32, 32)))
     assert source.provenance["import"]["dropped_statistics"] == 9
     x = reference_inputs(32)
     with torch.no_grad():
@@ -462,8 +462,8 @@ def test_any_module_exports_with_its_stated_signature(tmp_path: Path) -> None:
     assert manifest["parity"]["ort-cpu/fp32"]["worst"]["max_abs"] <= 1e-4
     assert "tiny_translator" in (out / "README.md").read_text()
     # The Python API: the same options as the command line.
-    api = run_export_api(ExportOptions(onnx=True, size=(32, 32), out=tmp_path / "api", imports=ImportOptions(
-        module=FACTORY, weights=tmp_path / "tiny.safetensors", input=("image:3xHxW",), size_multiple=2)))
+    api = run_export_api(ExportOptions(onnx=True, size=(32, 32), out=tmp_path / "api", module=FACTORY,
+                                       weights=tmp_path / "tiny.safetensors", input=("image:3xHxW",), size_multiple=2))
     assert api.exit_code == 0 and api.manifest.config["factory"] == FACTORY
     make_images(tmp_path / "in", [(30, 40)])
     proc = run_infer("translate", str(out), str(tmp_path / "in"), str(tmp_path / "out"), "--backend", "ort-cpu",

@@ -1,23 +1,33 @@
-"""`python -m infer ...` as a user runs it (subprocesses), on tiny real artifacts."""
+"""`python -m infer ...` as a user runs it (subprocesses), on tiny real artifacts and on the shipped one."""
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
+from ganrt.locations import SHIPPED_MODEL
 from infer.cli import build_parser
+from infer.server.process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
+# Loaded by every Python started with it on PYTHONPATH: what a deployment without training code lacks.
+WITHOUT_TRAINING = """import sys
+for name in ("torch", "safetensors", "skimage", "onnx", "onnxslim", "train", "export", "bench"):
+    sys.modules[name] = None  # `import name` fails, and importlib.util.find_spec(name) is None
+"""
 
 
-def infer_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def infer_cli(*args: str, cwd: Path, pythonpath: str = str(REPO)) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": pythonpath}
     return subprocess.run([sys.executable, "-m", "infer", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120)
 
@@ -52,7 +62,8 @@ def test_sample_grid_npz_and_default_artifact(cgan_artifact, tmp_path):
 
 def test_bad_usage_exits_2_with_one_line(cgan_artifact, cyclegan_artifact, tmp_path):
     assert "no artifact" in _one_line_error(infer_cli("sample", str(tmp_path / "nowhere"), cwd=tmp_path))
-    assert "no artifact given" in _one_line_error(infer_cli("sample", cwd=tmp_path))
+    # No artifact under ./artifacts: the shipped default, which translates.
+    assert "image-to-image" in _one_line_error(infer_cli("sample", cwd=tmp_path))
     assert "unknown label 99" in _one_line_error(infer_cli("sample", str(cgan_artifact), "--labels", "99", cwd=tmp_path))
     assert "translate" in _one_line_error(infer_cli("sample", str(cyclegan_artifact), cwd=tmp_path))
     (tmp_path / "in").mkdir()
@@ -96,8 +107,70 @@ def test_backends_and_help(tmp_path):
                     assert flag in text, (name, flag)
                     assert action.help.strip(), (name, flag)
     assert infer_cli("serve", "--help", cwd=tmp_path).returncode == 0
+    # From the options dataclasses: choices from ganrt.targets, what a None default means.
+    assert "{auto,torch,ort-cpu,ort-cuda,ort-trt,trt}" in sub.choices["translate"].format_help()
+    assert "(default: random)" in sub.choices["sample"].format_help()
+    assert "--no-window" in sub.choices["webcam"].format_help()
+
+
+def test_options_come_from_dataclasses():
+    from ganrt import config
+    from infer.options import SampleOptions, ServeOptions
+
+    args = build_parser().parse_args(["sample", "--labels", "3", "4", "--n", "2"])
+    opts = config.resolve(SampleOptions, None, {k: v for k, v in vars(args).items()
+                                                if k in SampleOptions.__dataclass_fields__})
+    assert opts.labels == ("3", "4") and opts.n == 2 and opts.backend == "auto" and opts.seed is None
+    serve = build_parser().parse_args(["serve", "--no-warmup", "--max-body-mb", "0.5"])
+    assert serve.warmup is False and ServeOptions(max_body_mb=0.5).max_body_bytes == 524288
 
 
 @pytest.mark.parametrize("bad", [["serve", "--port", "x"], ["nonsense"]])
 def test_argparse_errors_are_exit_2(bad, tmp_path):
     assert infer_cli(*bad, cwd=tmp_path).returncode == 2
+
+
+def _clip(path: Path, frames: int = 6) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (80, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 80, 3), 30 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def test_shipped_artifact_without_torch_from_an_empty_folder(cgan_artifact, tmp_path, monkeypatch):
+    """translate, webcam --no-window and serve with no ARTIFACT, in a folder with no artifacts/ and no torch."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(WITHOUT_TRAINING)
+    pythonpath = os.pathsep.join([str(site), str(REPO)])
+    work = tmp_path / "work"
+    (work / "photos").mkdir(parents=True)
+    blocked = subprocess.run([sys.executable, "-c", "import torch"], env={**os.environ, "PYTHONPATH": pythonpath},
+                             capture_output=True)
+    assert blocked.returncode != 0  # the block holds, so what follows runs without torch
+
+    backends = infer_cli("backends", cwd=work, pythonpath=pythonpath)
+    assert backends.returncode == 0 and "torch" not in backends.stdout.split() and "ort-cpu" in backends.stdout
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(work / "photos/a.png")
+    proc = infer_cli("translate", "photos", "sketches", cwd=work, pythonpath=pythonpath)
+    assert proc.returncode == 0, proc.stderr
+    assert "shipped" in proc.stderr and Image.open(work / "sketches" / "a.png").size == (52, 40)
+
+    _clip(work / "clip.mp4")
+    proc = infer_cli("webcam", "--source", "clip.mp4", "--no-window", cwd=work, pythonpath=pythonpath)
+    assert proc.returncode == 0, proc.stderr
+    assert "processed 6" in proc.stdout and "ort-cpu" in proc.stdout
+
+    proc = infer_cli("sample", str(cgan_artifact), "--n", "4", "--grid", "g.png", cwd=work, pythonpath=pythonpath)
+    assert proc.returncode == 0, proc.stderr
+
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.chdir(work)
+    with ServerProcess([]) as server:
+        health = httpx.get(server.url + "/health").json()
+        assert health["artifact"] == SHIPPED_MODEL and health["backend"] == "ort-cpu"
+        photo = (work / "photos" / "a.png").read_bytes()
+        r = httpx.post(server.url + "/v1/translate", content=photo, headers={"content-type": "image/png"}, timeout=60)
+        assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (52, 40)
+    assert server.proc is not None and server.proc.returncode == 0  # stopped gracefully by SIGINT

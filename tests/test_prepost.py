@@ -1,4 +1,5 @@
-"""Manifest-driven pre/post-processing (infer/prepost.py): pure numpy/OpenCV, no model."""
+"""Manifest-driven pre/post-processing (infer/prepost.py), image codecs, pictures and samples: pure
+numpy/OpenCV, no model."""
 from __future__ import annotations
 
 import io
@@ -11,7 +12,10 @@ from PIL import Image
 
 from ganrt.artifact import SCHEMA, Manifest
 from ganrt.errors import BadImage, ImageTooLarge, InputError, UnknownLabel, UnsupportedOperation
-from infer.prepost import Processor, decode_image, encode_png, images_to_zip, make_grid
+from infer.codecs import decode_image, encode_png, images_to_zip
+from infer.pictures import make_grid
+from infer.prepost import Processor
+from infer.samples import Samples
 
 
 def _manifest(kind: str, **image) -> Manifest:
@@ -133,3 +137,26 @@ def test_decode_encode_grid_zip():
     np.testing.assert_array_equal(grid[2:22, 2:32], img)
     with zipfile.ZipFile(io.BytesIO(images_to_zip([img, img]))) as zf:
         assert zf.namelist() == ["000000.png", "000001.png"]
+
+
+def test_samples_npz_and_picture_for_images_and_points():
+    p = Processor(_manifest("noise"))
+    feeds, seed = p.noise_feeds(5, labels="triangle", seed=11)
+    y = np.zeros((5, 1, 28, 28), np.float32)
+    samples = Samples.from_outputs(p, feeds, seed, {"image": y})
+    assert not samples.points and samples.values.shape == (5, 28, 28, 1)
+    with np.load(io.BytesIO(samples.to_npz())) as data:
+        assert sorted(data.files) == ["images", "labels", "seed"]
+        assert data["labels"].tolist() == [2] * 5 and int(data["seed"]) == 11
+        np.testing.assert_array_equal(data["images"], samples.values)
+    assert samples.picture().shape == (2 * 30 + 2, 3 * 30 + 2, 1)
+    assert samples.picture(ncol=5).shape == (30 + 2, 5 * 30 + 2, 1)
+
+    toy = Processor(_manifest("points"))
+    feeds, seed = toy.noise_feeds(4, seed=0)
+    points = Samples.from_outputs(toy, feeds, seed, {"points": np.arange(8, dtype=np.float32).reshape(4, 2)})
+    assert points.points and points.labels is None
+    with np.load(io.BytesIO(points.to_npz())) as data:
+        assert sorted(data.files) == ["points", "seed"]
+    scatter = points.picture()
+    assert scatter.shape == (512, 512, 3) and (scatter != 255).any()  # dots on a white canvas

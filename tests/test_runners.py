@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from export.pipeline import ExportOptions, run_export
+from export.options import ExportOptions
+from export.pipeline import run_export
 from ganrt.artifact import Artifact
 from ganrt.compare import PSNR_IDENTICAL, Tolerance, assert_close, assert_within, compare
 from ganrt.errors import ArtifactError, BackendUnavailable, FeedError, UsageError

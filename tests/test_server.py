@@ -16,10 +16,12 @@ import uvicorn
 from PIL import Image
 
 from infer.api import load
-from infer.prepost import encode_png
-from infer.server import create_app
+from infer.codecs import encode_png
+from infer.options import ServiceOptions
+from infer.server.app import create_app
 
-MAX_BODY = 300_000
+MAX_BODY_MB = 0.3
+MAX_BODY = int(MAX_BODY_MB * 1024 * 1024)
 
 
 class LiveServer:
@@ -63,14 +65,15 @@ def sampler(cgan_artifact):
 
 @pytest.fixture(scope="module")
 def translate_server(translator):
-    app = create_app(translator, max_batch=4, max_delay_ms=20, queue_size=16, max_body_bytes=MAX_BODY, max_n=8)
+    app = create_app(translator, ServiceOptions(max_batch=4, max_delay_ms=20, queue_size=16, max_body_mb=MAX_BODY_MB,
+                                                max_n=8))
     with LiveServer(app) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def generate_server(sampler):
-    app = create_app(sampler, max_batch=8, max_delay_ms=100, queue_size=64, max_n=16)
+    app = create_app(sampler, ServiceOptions(max_batch=8, max_delay_ms=100, queue_size=64, max_n=16))
     with LiveServer(app) as server:
         yield server
 
@@ -184,7 +187,7 @@ def test_translate_bad_inputs_and_limits(translate_server):
 def test_queue_full_gives_503_with_retry_after(translator):
     # One item in flight plus one queued; the model takes long enough on a 512 x 512 image that
     # simultaneous requests find the queue full.
-    app = create_app(translator, max_batch=1, max_delay_ms=0, queue_size=1, max_n=1, max_side=None)
+    app = create_app(translator, ServiceOptions(max_batch=1, max_delay_ms=0, queue_size=1, max_n=1, max_side=0))
     body = _png((512, 512, 3), seed=1)
 
     async def burst(url: str) -> list[httpx.Response]:

@@ -17,8 +17,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from ganrt import config as config_mod
-from ganrt.errors import UsageError
+from ganrt.errors import CheckpointError, UsageError
 from train import registry
+from train.checkpoint import build_generator
 from train.cli import main as train_main
 from train.trainer import Trainer, TrainingDiverged, run_training
 
@@ -120,6 +121,25 @@ def test_every_variant_trains_and_evaluates(name, tmp_path):
     ckpt = load_file(str(run / "checkpoints" / "step_0000002.safetensors"))
     key = next(iter(gen))
     assert torch.equal(gen[key], ckpt[f"{v.generator_key}.{key}"])
+
+
+def test_build_generator_from_a_generator_file_or_a_checkpoint_in_eval_mode(tmp_path):
+    v, cfg = tiny_cfg("dcgan", steps=1)
+    run = run_training(v, cfg, runs_root=tmp_path, evaluate=False)
+    saved = config_mod.to_dict(cfg)
+    deployed = build_generator("dcgan", saved, run / "generator.safetensors")
+    # A run checkpoint holds every network, the generator's under its "G." prefix.
+    from_checkpoint = build_generator("dcgan", saved, run / "checkpoints" / "step_0000001.safetensors")
+    assert not any(m.training for m in deployed.modules())  # batch norm: running statistics
+    z = torch.randn(4, cfg.z_dim)
+    with torch.no_grad():
+        assert torch.equal(deployed(z), from_checkpoint(z))
+    with pytest.raises(CheckpointError, match="does not match the model"):
+        build_generator("dcgan", {**saved, "z_dim": 64}, run / "generator.safetensors")
+    with pytest.raises(UsageError, match="unknown setting"):
+        build_generator("dcgan", {**saved, "not_a_setting": 1}, run / "generator.safetensors")
+    with pytest.raises(CheckpointError, match="cannot build a cyclegan generator: n_blocks"):
+        build_generator("cyclegan", {"n_blocks": -1})
 
 
 def test_cli_runs_one_step(tmp_path):

@@ -4,7 +4,8 @@ A checkpoint at step N is the pair `checkpoints/step_N.safetensors` (every netwo
 prefixed "<net>.") and `checkpoints/step_N.state.pt` (optimisers, RNG, step). Both are
 written atomically (temp file + rename), state first, so a checkpoint whose weights file
 exists is complete. `generator.safetensors` holds only the deployed generator with the
-variant and config in its metadata: it is all export and inference need.
+variant and config in its metadata: it is all export and inference need, and
+`build_generator` is how every stage rebuilds a generator from such a file (or a checkpoint).
 """
 from __future__ import annotations
 
@@ -18,10 +19,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from ganrt import config as config_mod
 from ganrt.atomic import atomic_write
 from ganrt.errors import CheckpointError
+from train import registry
 
 _STEP_RE = re.compile(r"step_(\d+)\.safetensors$")
+GENERATOR_FORMAT = "ganrt-generator/1"
+
+
 def _flat_state(nets: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
     return {f"{name}.{k}": v.detach().cpu().contiguous() for name, net in nets.items() for k, v in net.state_dict().items()}
 
@@ -58,13 +64,20 @@ def prune_checkpoints(ckpt_dir: Path, keep: int) -> None:
             weights.unlink(missing_ok=True)
 
 
-def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a safetensors file, with errors that name the file."""
+def _metadata(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+            return f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+
+
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file, with errors that name the file."""
+    meta = _metadata(path)
+    try:
         return load_file(str(path)), meta
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
@@ -104,15 +117,36 @@ def load_state(weights_path: Path) -> dict[str, Any]:
 def save_generator(path: Path, generator: nn.Module, variant: str, config: dict[str, Any], step: int) -> None:
     """Write the deployable generator with what is needed to rebuild it."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
-    save_weights(path, tensors, {"variant": variant, "config": json.dumps(config), "step": str(step), "format": "ganrt-generator/1"})
+    save_weights(path, tensors, {"variant": variant, "config": json.dumps(config), "step": str(step),
+                                 "format": GENERATOR_FORMAT})
 
 
-def read_generator(path: Path) -> tuple[dict[str, torch.Tensor], str, dict[str, Any], int]:
-    """(tensors, variant name, config dict, step) of a `generator.safetensors` file."""
-    tensors, meta = read_weights(path)
-    if meta.get("format") != "ganrt-generator/1" or "variant" not in meta:
+def read_generator(path: Path) -> tuple[str, dict[str, Any], int]:
+    """(variant name, config dict, step) from a `generator.safetensors` file's metadata."""
+    meta = _metadata(path)
+    if meta.get("format") != GENERATOR_FORMAT or "variant" not in meta:
         raise CheckpointError(f"{path} is not a ganrt generator file (no variant/config metadata)")
     try:
-        return tensors, meta["variant"], json.loads(meta["config"]), int(meta.get("step", 0))
+        return meta["variant"], json.loads(meta["config"]), int(meta.get("step", 0))
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path} has malformed ganrt metadata: {e}") from None
+
+
+def build_generator(variant: str, config: dict[str, Any], weights: Path | None = None) -> nn.Module:
+    """`variant`'s generator built from a saved config, eval mode on the CPU, with `weights` loaded when given.
+
+    `weights` is a generator file (`save_generator`) or a run checkpoint, whose generator
+    tensors carry the variant's `generator_key` prefix. Bad configs and weights that do not
+    fit are CheckpointErrors (one line, exit 2).
+    """
+    spec = registry.get(variant)
+    cfg = config_mod.from_dict(spec.config, config)
+    try:
+        generator = spec.generator(cfg)
+    except ValueError as e:  # the builders validate their settings
+        raise CheckpointError(f"{weights or 'config'}: its config cannot build a {variant} generator: {e}") from None
+    if weights is not None:
+        tensors, meta = read_weights(weights)
+        prefix = "" if meta.get("format") == GENERATOR_FORMAT else f"{spec.generator_key}."
+        load_into(generator, tensors, prefix, weights)
+    return generator.eval()

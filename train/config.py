@@ -22,7 +22,7 @@ class TrainConfig:
     beta1: float = opt(0.5, "Adam beta1")
     beta2: float = opt(0.999, "Adam beta2")
     seed: int = opt(0, "random seed: the same seed and settings give the same run on CPU")
-    data: str | None = opt(None, "dataset folder; default: the variant's built-in dataset")
+    data: str | None = opt(None, "dataset folder", default_text="the variant's built-in dataset")
     sample_every: int = opt(200, "steps between sample grids (samples/step_*.png)")
     checkpoint_every: int = opt(500, "steps between checkpoints")
     log_every: int = opt(10, "steps between metrics.jsonl lines")

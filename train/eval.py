@@ -43,14 +43,6 @@ def load_run(run_dir: Path) -> tuple[registry.Variant, Any]:
     return variant, config_mod.from_dict(variant.config, saved["config"])
 
 
-def load_generator(variant: registry.Variant, cfg: Any, weights: Path) -> nn.Module:
-    """The generator of a checkpoint, in eval mode on the CPU."""
-    tensors, _ = ckpt.read_weights(weights)
-    gen = variant.generator(cfg)
-    ckpt.load_into(gen, tensors, f"{variant.generator_key}.", weights)
-    return gen.eval()
-
-
 @torch.no_grad()
 def generate(gen: nn.Module, feeds: list[Tensor], batch: int = 256) -> Tensor:
     """Run `gen` over feeds in chunks."""
@@ -213,7 +205,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None) -> dict[str, Any
         results["real_data"] = {"classifier_accuracy": round(float((logits.argmax(1) == real_labels).float().mean()), 4),
                                 "classifier_score": classifier_score(logits)}
     for step in wanted:
-        gen = load_generator(variant, cfg, found[step])
+        gen = ckpt.build_generator(variant.name, config_mod.to_dict(cfg), found[step])
         if output.kind == "points":
             r = evaluate_points(gen, variant, cfg, dataset)
         elif variant.eval_pairs is not None:

@@ -24,7 +24,7 @@ from train import registry
 from train.variants.module import ModuleConfig, parse_spec, trust
 
 if TYPE_CHECKING:
-    from export.importers import ImportOptions
+    from export.options import ExportOptions
 
 log = logging.getLogger("ganrt.export")
 
@@ -43,9 +43,9 @@ def default_output(inputs: tuple[str, ...]) -> str:
     return f"image:{c}x{h or 'H'}x{w or 'W'}"
 
 
-def module_source(source: str | None, options: "ImportOptions", size: tuple[int, int] | None) -> Source:
+def module_source(options: "ExportOptions") -> Source:
     """Build, load and check the user's generator; UsageError for anything that cannot be honoured."""
-    factory = options.module or ""
+    factory, source, size = options.module or "", options.source, options.size
     if source is not None:
         raise UsageError(f"--module {factory} takes its weights from --weights, not from SOURCE {source!r}")
     if options.weights is None:

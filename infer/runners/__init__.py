@@ -128,6 +128,11 @@ def open_runner(artifact: Artifact | str | Path, backend: str = "auto", precisio
         "size_multiple": image.size_multiple if image else 1,
         "example_size": image.default_size if has_image_input and image else None,
     }
+    if backend == "torch" and not art.has(tgt):
+        # The artifact shipped with ganrt holds ONNX models only (its weights are shipped once, beside it).
+        raise ArtifactError(f"artifact {art.name} holds no generator weights ({art.generator_path.name}), which "
+                            "the torch backend runs: use an ONNX backend, or export the generator with "
+                            "python -m export GENERATOR")
     model = art.model_path(tgt)
     if backend == "torch":
         from infer.runners.torch_runner import TorchRunner, generator_loader

@@ -29,14 +29,9 @@ def generator_loader(variant: str, config: dict[str, Any], weights: Path) -> Cal
     """A loader that builds `variant`'s generator from `config` and loads `weights` (eval mode, CPU)."""
     def load() -> "nn.Module":
         import_torch()
-        from ganrt import config as config_mod
-        from train import checkpoint, registry
+        from train.checkpoint import build_generator  # training code only where the torch backend runs
 
-        spec = registry.get(variant)
-        generator = spec.generator(config_mod.from_dict(spec.config, config))
-        tensors, _ = checkpoint.read_weights(weights)
-        checkpoint.load_into(generator, tensors, "", weights)
-        return generator.eval()
+        return build_generator(variant, config, weights)
 
     return load
 
