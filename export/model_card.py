@@ -81,8 +81,8 @@ def _processing(m: Manifest) -> list[str]:
     for spec in m.inputs:
         if spec.kind == "image":
             lo, hi = spec.range or (-1.0, 1.0)
-            lines.append(f"- `{spec.name}`: uint8 {image['channel_order']} pixels x (HWC) -> `{_pixels_to_model(lo, hi)}`"
-                         f", transposed to CHW, stacked to NCHW float32.")
+            lines.append(f"- `{spec.name}`: uint8 {image['channel_order']} pixels x (HWC) -> "
+                         f"`{_pixels_to_model(lo, hi)}`, transposed to CHW, stacked to NCHW float32.")
     for spec in m.outputs:
         if spec.kind == "image":
             lo, hi = spec.range or (-1.0, 1.0)

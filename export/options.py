@@ -76,8 +76,8 @@ class ExportOptions:
                             "each image by its own statistics, as junyanz's test.py without --eval computes (dropout "
                             "stays off: a graph is deterministic)", choices=MODES)
     image_range: tuple[float, float] | None = opt(None, "the value range a .pth generator's input images are scaled "
-                                                        "to", metavar=("LO", "HI"), default_text="-1 1, as both projects "
-                                                                                            "normalise")
+                                                        "to", metavar=("LO", "HI"),
+                                                  default_text="-1 1, as both projects normalise")
     module: str | None = opt(None, "export any PyTorch generator: package.module:factory, called with no arguments",
                              metavar="PKG.MOD:FACTORY")
     weights: Path | None = opt(None, "with --module: its weights, a .safetensors or a .pth state_dict", metavar="FILE")

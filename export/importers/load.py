@@ -43,7 +43,8 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f"the global {found.group(1)}" if found else "objects other than tensors"
         raise CheckpointError(f"refused {path}: loading it would unpickle {what}, which can run arbitrary code; "
-                              f"weights-only loading does not (re-save it with torch.save(net.state_dict(), ...))") from None
+                              f"weights-only loading does not (re-save it with torch.save(net.state_dict(), ...))") \
+            from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"cannot read {path}: truncated or not a PyTorch file ({first[:160]})") from None

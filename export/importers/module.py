@@ -18,6 +18,7 @@ from torch import nn
 from export.importers.load import is_torch_file, load_state_dict
 from export.provenance import sha256_of
 from export.source import Source
+from ganrt import config as config_mod
 from ganrt.errors import UsageError
 from train import checkpoint as ckpt
 from train import registry
@@ -59,10 +60,9 @@ def module_source(options: "ExportOptions") -> Source:
     variant = registry.get(MODULE_VARIANT)
     inputs = variant.inputs(cfg)
     variant.output(cfg)  # checks the stated output
-    generator = variant.generator(cfg)
+    generator = ckpt.build_generator(MODULE_VARIANT, config_mod.to_dict(cfg))
     weights = Path(options.weights)
     ckpt.load_into(generator, _read_weights(weights), "", weights)
-    generator.eval()
     refuse_data_dependent_flow(generator, variant.sample_feeds(cfg, 1, torch.Generator().manual_seed(0)),
                                [s.name for s in inputs], factory)
     provenance = {"import": {"layout": MODULE_VARIANT, "project": factory, "class": type(generator).__name__,

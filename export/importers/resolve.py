@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from export.provenance import sha256_of
 from export.source import Source
 from ganrt import config as config_mod
 from ganrt.errors import CheckpointError, UsageError
+from train import checkpoint as ckpt
 from train import registry
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ganrt.export")
 
 DEFAULT_IMPORT_SIZE = 256  # junyanz's and PyTorch-GAN's training crop
-_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
 def imported_source(options: "ExportOptions") -> Source | None:
@@ -41,8 +40,8 @@ def imported_source(options: "ExportOptions") -> Source | None:
     given = [f"--{f.replace('_', '-')}" for f in ("layout", "norm", "image_range") if getattr(options, f) is not None]
     given += ["--mode"] * (options.mode != "eval")
     if given:
-        raise UsageError(f"{', '.join(given)} apply to .pth generators trained elsewhere; {source or 'the default source'} "
-                         f"is a ganrt source")
+        raise UsageError(f"{', '.join(given)} apply to .pth generators trained elsewhere; "
+                         f"{source or 'the default source'} is a ganrt source")
     return None
 
 
@@ -86,15 +85,12 @@ def import_file(path: Path, options: "ExportOptions", default_name: str | None =
         config["input_range"] = tuple(options.image_range)
     if "size" not in config:  # a ResNet runs at any size: calibrate where it will be exported
         config["size"] = options.size[0] if options.size else DEFAULT_IMPORT_SIZE
-    cfg = config_mod.resolve(variant.config, None, config)
-    try:
-        generator = variant.generator(cfg)
-    except ValueError as e:
-        raise CheckpointError(f"{path}: a {variant.name} generator cannot be built from it: {e}") from None
+    cfg = config_mod.from_dict(variant.config, config)
+    generator = ckpt.build_generator(variant.name, config_mod.to_dict(cfg))
     try:
         placement = place(generator, state, plan.layers, f"{path} as a {layout.name} generator")
     except PlacementError as e:
-        hint = " (--norm overrides the norm read off the keys)" if options.norm else ""
+        hint = f" (--norm {options.norm} was given; the keys say {plan.config['norm']})" if options.norm else ""
         raise CheckpointError(f"{e}{hint}") from None
     log.info("      %s: a %s generator (%s); %d tensors placed%s", path, layout.name,
              ", ".join(f"{k} {v}" for k, v in plan.detected.items()), placement.copied,
@@ -106,5 +102,6 @@ def import_file(path: Path, options: "ExportOptions", default_name: str | None =
         "mode": options.mode, "detected": plan.detected, "dropped_statistics": len(placement.dropped),
         **({"download": download} if download else {}),
     }}
-    name = default_name or _NAME_CHARS.sub("-", f"{path.resolve().parent.name}-{path.stem}").strip("-._+")
-    return Source(variant, cfg, generator.eval(), path, False, 0, sha256_of(path), name or variant.name, provenance)
+    # checkpoints/horse2zebra/latest_net_G.pth -> horse2zebra-latest_net_G (export makes names valid)
+    name = default_name or f"{path.resolve().parent.name}-{path.stem}"
+    return Source(variant, cfg, generator, path, False, 0, sha256_of(path), name, provenance)

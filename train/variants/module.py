@@ -76,7 +76,8 @@ def build(cfg: ModuleConfig) -> nn.Module:
     try:
         generator = load_factory(cfg.factory)()
     except TypeError as e:
-        raise UsageError(f"--module {cfg.factory}: the factory must build the generator with no arguments: {e}") from None
+        raise UsageError(f"--module {cfg.factory}: the factory must build the generator with no arguments: "
+                         f"{e}") from None
     if not isinstance(generator, nn.Module):
         raise UsageError(f"--module {cfg.factory} returned a {type(generator).__name__}, not a torch.nn.Module")
     generator.size_multiple = cfg.size_multiple
