@@ -36,6 +36,10 @@ examples:
   python -m export model.safetensors --fp16 --out /tmp/art
   python -m export cyclegan-photo2sketch --trt       # add an engine to an artifact (GPU machine)
   python -m export --size 256,320 --batch 1:4:16 --calibration entropy
+  python -m export checkpoints/horse2zebra/latest_net_G.pth          # junyanz's CycleGAN (layout from its keys)
+  python -m export saved_models/facades/generator_199.pth            # PyTorch-GAN's pix2pix
+  python -m export junyanz:pix2pix/facades_label2photo --mode train  # downloaded; test.py's statistics
+  python -m export --module mypkg.nets:make_generator --weights g.pth --input image:3xHxW --size-multiple 4
 """
 
 

@@ -17,6 +17,8 @@ import onnx
 import torch
 
 from export.feeds import Case, at_size, batch_of, has_dynamic_size, image_inputs, rows, sample, take
+from export.importers.resolve import imported_source
+from export.model_card import write_model_card
 from export.onnx_fp32 import onnx_output_specs
 from export.options import ExportOptions
 from export.parity import CaseSet, ParityReport, measure, ort_cpu_runner
@@ -87,6 +89,7 @@ class ExportContext:
         self.manifest.status = "ok" if all(r.passed for r in self.reports.values()) else "failed"
         self.manifest.parity = {k: r.to_json() for k, r in self.reports.items()}
         self.manifest.save(self.out)
+        write_model_card(self.out, self.manifest)
 
 
 def real_rows_for(size: tuple[int, int] | None) -> int:
@@ -145,7 +148,7 @@ def _prepare_dir(out: Path, source: Source) -> None:
 
 def load_context(opts: ExportOptions) -> ExportContext:
     """The first stage: load the source, draw its real rows, start the artifact and activate the reference."""
-    src = resolve_source(opts.source, opts.runs_root, opts.artifacts_root)
+    src = imported_source(opts) or resolve_source(opts.source, opts.runs_root, opts.artifacts_root)
     log.info("      %s", src.describe())
     variant, cfg = src.variant, src.config
     inputs = variant.inputs(cfg)
@@ -163,7 +166,7 @@ def load_context(opts: ExportOptions) -> ExportContext:
     manifest = Manifest(name=name, variant=variant.name, config=config_mod.to_dict(cfg), inputs=inputs,
                         outputs=outputs, batch=BatchRange(*opts.batch), image=image, versions=tool_versions(),
                         source={"file": GENERATOR_FILE, "sha256": src.sha256, "step": src.step,
-                                "from": str(src.weights)})
+                                "from": str(src.weights), **src.provenance})
     generator = src.generator.eval()
     reference = TorchRunner(lambda: generator, inputs, outputs, size_multiple=size_multiple).activate()
     validation = take(real, n - n_val, n)

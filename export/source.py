@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ class Source:
     step: int
     sha256: str
     default_name: str
+    # Extra `source` fields for the manifest: how a generator trained elsewhere was imported.
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
         """One line for the log."""

@@ -1,17 +1,16 @@
 """Config dataclasses are the single source of command-line flags, presets and saved configs.
 
-A field's metadata holds its flag: `help` (the --help text), `choices`, `min` (the smallest
-value its flag accepts), `metavar` (the name --help shows for its value), `default_text` (what
---help says the default is, for defaults such as None that mean something the value does not
-show), `parse` (text -> value, for flags whose text is not one value of the field's type,
-raising ValueError or argparse.ArgumentTypeError), `flag` (a flag name other than the field's)
-and `positional` (an optional positional argument instead of a flag); `max` (inclusive) and
-`multiple_of` bound a number with `min`. A class may set `presets`, a ClassVar of named
-overrides (train's variant configs do). train, export
-and infer build their flags here; a config is saved beside what it made (config.json, a
-generator's metadata, a manifest) and read back with `from_dict`. `resolve` (and so
-`from_dict`) checks every value's type and bounds before anything is built from it: a config
-read from a file is input, not code.
+A field's metadata holds its flag: `help` (the --help text), `choices`, `metavar` (the name
+--help shows for its value), `default_text` (what --help says the default is, for defaults such
+as None that mean something the value does not show), `parse` (text -> value, for flags whose
+text is not one value of the field's type, raising ValueError or argparse.ArgumentTypeError),
+`flag` (a flag name other than the field's) and `positional` (an optional positional argument
+instead of a flag); `min`, `max` (both inclusive) and `multiple_of` bound a number. A class may
+set `presets`, a ClassVar of named overrides (train's variant configs do). train, export and
+infer build their flags here; a config is saved beside what it made (config.json, a generator's
+metadata, a manifest) and read back with `from_dict`. `resolve` (and so `from_dict` and
+`from_args`) checks every value's type and bounds before anything is built from it, once, for
+flags and files alike: a config read from a file is input, not code.
 """
 from __future__ import annotations
 
@@ -44,22 +43,6 @@ def _parse_optional(kind: Any) -> tuple[Any, bool]:
     return kind, False
 
 
-def _at_least(kind: type, minimum: float) -> Any:
-    """An argparse type: `kind(text)`, at least `minimum`, else a usage error saying what was expected."""
-    what = "a positive integer" if kind is int and minimum == 1 else f"a number >= {minimum:g}"
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
-
-    return parse
-
-
 def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     """One --flag per config field, with its default and help (defaults left unset)."""
     for f in dataclasses.fields(cls):
@@ -78,8 +61,6 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         tuple_of = typing.get_args(kind)[0] if typing.get_origin(kind) is tuple and "parse" not in meta else None
         parse = meta.get("parse", tuple_of or kind)
-        if "min" in meta:
-            parse = _at_least(parse, meta["min"])
         if "metavar" in meta or "choices" not in meta:  # argparse shows choices by themselves
             kw["metavar"] = meta.get("metavar", "X" if tuple_of else f.name.upper())
         if meta.get("positional"):

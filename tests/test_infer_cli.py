@@ -70,8 +70,8 @@ def test_bad_usage_exits_2_with_one_line(cgan_artifact, cyclegan_artifact, tmp_p
     Image.new("RGB", (8, 8)).save(tmp_path / "in" / "x.png")
     assert "sample" in _one_line_error(infer_cli("translate", str(cgan_artifact), str(tmp_path / "in"),
                                                  str(tmp_path / "out"), cwd=tmp_path))
-    bogus = infer_cli("sample", str(cgan_artifact), "--n", "0", cwd=tmp_path)  # argparse's own usage error
-    assert bogus.returncode == 2 and "positive integer" in bogus.stderr
+    bogus = infer_cli("sample", str(cgan_artifact), "--n", "0", cwd=tmp_path)  # a bound checked where every setting is
+    assert bogus.returncode == 2 and "outside its bounds (at least 1)" in bogus.stderr
 
 
 def test_translate_folder_skips_and_reports(cyclegan_artifact, tmp_path):

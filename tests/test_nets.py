@@ -46,6 +46,7 @@ def _seed() -> None:
         ("batch", 2, nn.BatchNorm2d),
         ("batch", 1, nn.BatchNorm1d),
         ("instance", 2, nn.InstanceNorm2d),
+        ("instance-affine", 2, nn.InstanceNorm2d),
         ("layer", 2, nn.GroupNorm),
         ("none", 2, nn.Identity),
     ],
@@ -65,7 +66,7 @@ def test_norm_layer_instance_is_cyclegan_default_and_layer_is_layernorm() -> Non
 
 
 def test_norm_layer_unknown_lists_valid_kinds() -> None:
-    with pytest.raises(ValueError, match="batch, instance, layer, none"):
+    with pytest.raises(ValueError, match="batch, instance, instance-affine, layer, none"):
         norm_layer("group", 8)
     with pytest.raises(ValueError, match="valid kinds"):
         DCGAN64Discriminator(norm="spectral")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from export.model_card import render
 from ganrt.artifact import MANIFEST, SCHEMA, Artifact
 from ganrt.compare import compare
 from ganrt.locations import SHIPPED_MODEL, shipped_artifact, shipped_generator
@@ -36,10 +37,12 @@ def test_it_is_the_shipped_generator_in_the_current_format(shipped):
     assert shipped.manifest.source["sha256"] == _sha256(shipped_generator()), REGENERATE
     assert all(report["pass"] for report in shipped.manifest.parity.values())
     assert shipped.manifest.image.min_size == (8, 8), REGENERATE  # found at export since issue #11
-    # What a CPU runs, nothing twice: the two ONNX models and the manifest (no Triton copies, no weights copy).
+    # What a CPU runs, nothing twice: the two ONNX models, the manifest and its model card (no Triton copies, no
+    # weights copy).
     files = {entry["file"]: entry for entries in shipped.manifest.models.values() for entry in entries.values()}
     assert set(files) == {"generator.onnx", "generator.int8.onnx"}
-    assert {p.name for p in shipped_artifact().iterdir()} == {MANIFEST, *files}
+    assert {p.name for p in shipped_artifact().iterdir()} == {MANIFEST, "README.md", *files}
+    assert (shipped_artifact() / "README.md").read_text() == render(shipped.manifest), REGENERATE
     for name, entry in files.items():
         path = shipped_artifact() / name
         assert path.stat().st_size == entry["bytes"] and _sha256(path) == entry["sha256"], REGENERATE

@@ -60,7 +60,8 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 # -- registry and config --------------------------------------------------------------
 def test_registry_lists_all_variants():
-    assert registry.names() == ["cgan", "cyclegan", "dcgan", "gan", "pix2pix", "wgan-gp"]
+    assert registry.names() == ["cgan", "cyclegan", "dcgan", "gan", "module", "pix2pix", "wgan-gp"]
+    assert [n for n in registry.names() if not registry.get(n).trainable] == ["module"]
 
 
 def test_unknown_variant_names_the_valid_ones():

@@ -51,7 +51,8 @@ def list_variants() -> str:
     lines = []
     for name in registry.names():
         v = registry.get(name)
-        lines.append(f"{name:10s} {v.summary}  [presets: {', '.join(v.config.presets)}]")
+        presets = f"presets: {', '.join(v.config.presets)}" if v.trainable else "export only, not trained here"
+        lines.append(f"{name:10s} {v.summary}  [{presets}]")
     return "\n".join(lines)
 
 
@@ -78,6 +79,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, registry.Variant, Any]:
         opts = parser.parse_args(argv)
         return opts, None, None  # type: ignore[return-value]
     variant = registry.get(name)
+    if not variant.trainable:
+        raise UsageError(f"{name} cannot be trained here: {variant.summary}")
     parser = _base_parser(add_help=True)
     group = parser.add_argument_group(f"{name} settings", variant.config.__doc__)
     config_mod.add_config_flags(group, variant.config)  # type: ignore[arg-type]

@@ -31,19 +31,25 @@ class Variant:
     config: type
     # Builds the generator that export/infer deploy (the checkpoint prefix is `generator_key`).
     generator: Callable[[Any], "nn.Module"]
-    # Builds every network trained, keyed by name ("G", "D" or "G", "F", "D_A", "D_B").
-    networks: Callable[[Any], dict[str, "nn.Module"]]
     inputs: Callable[[Any], list[TensorSpec]]
     output: Callable[[Any], TensorSpec]
-    # Training dataset from the config (built-in by default, `cfg.data` for a real one).
-    dataset: Callable[[Any], "Dataset"]
-    step: type["TrainStep"]
     # Fixed generator feeds for sample grids, evaluation and export calibration.
     sample_feeds: Callable[[Any, int, "torch.Generator"], dict[str, "torch.Tensor"]]
+    # Builds every network trained, keyed by name ("G", "D" or "G", "F", "D_A", "D_B").
+    # These three are None for a variant that is only deployed (a user's own generator).
+    networks: Callable[[Any], dict[str, "nn.Module"]] | None = None
+    # Training dataset from the config (built-in by default, `cfg.data` for a real one).
+    dataset: Callable[[Any], "Dataset"] | None = None
+    step: type["TrainStep"] | None = None
     # Image-to-image variants: (held-out inputs, ground-truth targets or None) for evaluation.
     eval_pairs: Callable[[Any, int], tuple["torch.Tensor", "torch.Tensor | None"]] | None = None
     generator_key: str = "G"
     papers: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether `python -m train` can train it (it has networks, a dataset and a step)."""
+        return self.step is not None
 
 
 _REGISTRY: dict[str, Variant] = {}

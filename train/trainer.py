@@ -358,6 +358,8 @@ class Trainer:
 def run_training(variant: Variant, cfg: Any, runs_root: Path = Path("runs"), resume: Path | None = None,
                  evaluate: bool = True, on_ready: Callable[[Path], None] | None = None) -> Path:
     """Train (or resume) a run and evaluate it; returns the run directory."""
+    if not variant.trainable:
+        raise UsageError(f"{variant.name} cannot be trained here: {variant.summary}")
     if resume is not None:
         run_dir = resume
     else:

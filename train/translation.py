@@ -9,16 +9,38 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ganrt.errors import DataError
+from ganrt.errors import DataError, UsageError
 from ganrt.signature import TensorSpec
 from train.data import EdgesToScenes, PairedImages, PhotoToSketch, UnpairedImages
 
 log = logging.getLogger("ganrt.train")
 
+# The norms a translator's generator may use (train.nets.NORM_KINDS less the critic's layer norm).
+GENERATOR_NORMS = ("instance", "batch", "instance-affine")
+# What every dataset here yields, and the tanh output of every generator.
+DATA_RANGE = (-1.0, 1.0)
+
 
 def image_io(cfg: Any, name: str = "image") -> TensorSpec:
-    """A fully convolutional image tensor: dynamic batch, height and width, values in [-1, 1]."""
-    return TensorSpec(name, (None, cfg.channels, None, None), "float32", range=(-1.0, 1.0))
+    """A fully convolutional image tensor: dynamic batch, height and width, values in `cfg.input_range`."""
+    return TensorSpec(name, (None, cfg.channels, None, None), "float32", range=tuple(cfg.input_range))
+
+
+def output_io(cfg: Any) -> TensorSpec:
+    """The generator's output: a tanh image in [-1, 1] whatever its input range."""
+    return TensorSpec("image", (None, cfg.channels, None, None), "float32", range=DATA_RANGE)
+
+
+def require_training_range(cfg: Any) -> None:
+    """Training feeds the datasets' [-1, 1] images; another input range is for imported generators only."""
+    if tuple(cfg.input_range) != DATA_RANGE:
+        raise UsageError(f"--input-range {cfg.input_range[0]:g} {cfg.input_range[1]:g}: training data is [-1, 1]; "
+                         f"other input ranges describe imported generators, for export")
+
+
+def _to_input_range(images: Tensor, cfg: Any) -> Tensor:
+    lo, hi = cfg.input_range
+    return images if (lo, hi) == DATA_RANGE else (images + 1) * ((hi - lo) / 2) + lo
 
 
 def _root(cfg: Any) -> Path:
@@ -67,6 +89,6 @@ def fixed_inputs(cfg: Any, n: int, paired: bool) -> tuple[Tensor, Tensor | None]
 
 
 def translation_feeds(cfg: Any, n: int, paired: bool) -> dict[str, Tensor]:
-    """Feeds for sample grids and export's calibration: up to n held-out input images."""
+    """Feeds for sample grids and export's calibration: up to n held-out input images, in the input range."""
     a, _ = fixed_inputs(cfg, n, paired)
-    return {"image": a}
+    return {"image": _to_input_range(a, cfg)}

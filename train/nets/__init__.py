@@ -12,11 +12,13 @@ from .init import init_weights
 from .mlp import MLPDiscriminator, MLPGenerator
 from .norms import NORM_KINDS, check_norm, conv_bias, norm_layer
 from .patchgan import PatchDiscriminator
-from .resnet import ResidualBlock, ResnetGenerator
-from .unet import UnetGenerator, unet_depth
+from .resnet import UPSAMPLE_KINDS, ResidualBlock, ResnetGenerator
+from .unet import BLOCK_ORDERS, UnetGenerator, unet_depth
 
 __all__ = [
+    "BLOCK_ORDERS",
     "NORM_KINDS",
+    "UPSAMPLE_KINDS",
     "ConditionalDiscriminator28",
     "ConditionalGenerator28",
     "DCGAN28Discriminator",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-NORM_KINDS: tuple[str, ...] = ("batch", "instance", "layer", "none")
+NORM_KINDS: tuple[str, ...] = ("batch", "instance", "instance-affine", "layer", "none")
 
 
 def check_norm(kind: str) -> str:
@@ -26,6 +26,11 @@ def norm_layer(kind: str, channels: int, dims: int = 2) -> nn.Module:
         # eval mode compute the same thing (nothing to go stale in an exported graph).
         cls = nn.InstanceNorm1d if dims == 1 else nn.InstanceNorm2d
         return cls(channels, affine=False, track_running_stats=False)
+    if kind == "instance-affine":
+        # Per-image statistics with a learned scale and shift: what a batch norm computes in train
+        # mode on one image, so an imported batch-norm generator can be exported in that mode.
+        cls = nn.InstanceNorm1d if dims == 1 else nn.InstanceNorm2d
+        return cls(channels, affine=True, track_running_stats=False)
     if kind == "layer":
         # One group = LayerNorm over (C, H, W) without fixing H and W at build time, which
         # is what the WGAN-GP critic needs (batch norm breaks the per-sample gradient penalty).
@@ -35,6 +40,6 @@ def norm_layer(kind: str, channels: int, dims: int = 2) -> nn.Module:
 
 def conv_bias(kind: str) -> bool:
     """Whether a conv feeding norm ``kind`` needs its own bias (no affine shift absorbs it)."""
-    # Batch and layer norm have a learned shift that makes a preceding bias redundant;
-    # affine-free instance norm and "none" do not (CycleGAN uses bias with instance norm).
-    return check_norm(kind) not in ("batch", "layer")
+    # Batch, affine instance and layer norm have a learned shift that makes a preceding bias
+    # redundant; affine-free instance norm and "none" do not (CycleGAN uses bias with instance norm).
+    return check_norm(kind) not in ("batch", "instance-affine", "layer")

@@ -11,10 +11,18 @@ from torch import Tensor, nn
 from ganrt.config import opt
 from train.config import MAX_BATCH, MAX_CHANNELS, MAX_SIZE, MAX_STEPS, MAX_WEIGHT, MAX_WIDTH, TrainConfig
 from train.losses import least_squares_d_loss, least_squares_g_loss
-from train.nets import PatchDiscriminator, ResnetGenerator
+from train.nets import UPSAMPLE_KINDS, PatchDiscriminator, ResnetGenerator
 from train.registry import Variant, register
 from train.step import TrainStep
-from train.translation import fixed_inputs, image_io, translation_feeds, unpaired_dataset
+from train.translation import (
+    GENERATOR_NORMS,
+    fixed_inputs,
+    image_io,
+    output_io,
+    require_training_range,
+    translation_feeds,
+    unpaired_dataset,
+)
 
 
 @dataclass
@@ -26,6 +34,17 @@ class CycleGANConfig(TrainConfig):
     ngf: int = opt(64, "generator width", min=1, max=MAX_WIDTH)
     ndf: int = opt(64, "discriminator width", min=1, max=MAX_WIDTH)
     n_blocks: int = opt(9, "residual blocks (9 at 256, 6 at 128 in the paper)", min=0, max=64)
+    norm: str = opt("instance", "generator normalisation: instance (the paper's), batch, or instance-affine "
+                                "(per-image statistics with a learned scale and shift)", choices=GENERATOR_NORMS)
+    dropout: bool = opt(False, "dropout 0.5 inside each residual block (junyanz's --no_dropout off; the paper has none)")
+    upsample: str = opt("transpose", "generator decoder: transpose (stride-2 transposed convs, the paper's) or resize "
+                                     "(nearest upsample + 3x3 conv: no checkerboard artifacts, Odena et al. 2016)",
+                        choices=UPSAMPLE_KINDS)
+    edge_padding: int = opt(3, "reflection padding around the generator's first and last 7x7 convs (3 keeps the "
+                               "size; PyTorch-GAN's GeneratorResNet pads by the channel count)", min=0, max=3)
+    input_range: tuple[float, float] = opt((-1.0, 1.0), "value range the generator's input images are scaled to "
+                                                        "(training data is [-1, 1]; imported generators may differ)",
+                                           min=-1e4, max=1e4)
     lambda_cycle: float = opt(10.0, "weight of the cycle-consistency L1 terms", min=0.0, max=MAX_WEIGHT)
     lambda_identity: float = opt(0.5, "identity loss weight, relative to lambda_cycle", min=0.0, max=MAX_WEIGHT)
     pool_size: int = opt(50, "generated images kept to show the discriminators (Shrivastava et al. 2017)",
@@ -50,7 +69,8 @@ class CycleGANConfig(TrainConfig):
 def networks(cfg: CycleGANConfig) -> dict[str, nn.Module]:
     """G: A -> B, F: B -> A, D_B judges domain B, D_A judges domain A."""
     def generator() -> nn.Module:
-        return ResnetGenerator(cfg.channels, cfg.channels, cfg.ngf, cfg.n_blocks, norm="instance")
+        return ResnetGenerator(cfg.channels, cfg.channels, cfg.ngf, cfg.n_blocks, norm=cfg.norm, dropout=cfg.dropout,
+                               upsample=cfg.upsample, edge_padding=cfg.edge_padding)
 
     def discriminator() -> nn.Module:
         return PatchDiscriminator(cfg.channels, cfg.ndf, n_layers=3, norm="instance")
@@ -88,6 +108,7 @@ class CycleGANStep(TrainStep):
 
     def __init__(self, cfg: CycleGANConfig, nets: dict[str, nn.Module], device: torch.device, amp: bool) -> None:
         super().__init__(cfg, nets, device, amp)
+        require_training_range(cfg)
         betas = (cfg.beta1, cfg.beta2)
         self.adam("G", itertools.chain(nets["G"].parameters(), nets["F"].parameters()), cfg.lr_g, betas)
         self.adam("D", itertools.chain(nets["D_A"].parameters(), nets["D_B"].parameters()), cfg.lr_d, betas)
@@ -154,7 +175,7 @@ register(Variant(
     generator=lambda c: networks(c)["G"],
     networks=networks,
     inputs=lambda c: [image_io(c)],
-    output=image_io,
+    output=output_io,
     dataset=unpaired_dataset,
     step=CycleGANStep,
     sample_feeds=lambda c, n, g: translation_feeds(c, n, paired=False),

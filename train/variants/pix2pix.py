@@ -10,10 +10,18 @@ from torch import Tensor, nn
 from ganrt.config import opt
 from train.config import MAX_BATCH, MAX_CHANNELS, MAX_SIZE, MAX_STEPS, MAX_WEIGHT, MAX_WIDTH, TrainConfig
 from train.losses import minimax_d_loss, nonsaturating_g_loss
-from train.nets import PatchDiscriminator, UnetGenerator, unet_depth
+from train.nets import BLOCK_ORDERS, UPSAMPLE_KINDS, PatchDiscriminator, UnetGenerator, unet_depth
 from train.registry import Variant, register
 from train.step import TrainStep
-from train.translation import fixed_inputs, image_io, paired_dataset, translation_feeds
+from train.translation import (
+    GENERATOR_NORMS,
+    fixed_inputs,
+    image_io,
+    output_io,
+    paired_dataset,
+    require_training_range,
+    translation_feeds,
+)
 
 
 @dataclass
@@ -25,6 +33,18 @@ class Pix2PixConfig(TrainConfig):
     channels: int = opt(3, "image channels", min=1, max=MAX_CHANNELS)
     ngf: int = opt(64, "generator width", min=1, max=MAX_WIDTH)
     ndf: int = opt(64, "discriminator width", min=1, max=MAX_WIDTH)
+    norm: str = opt("batch", "generator normalisation: batch (the paper's), instance, or instance-affine "
+                             "(per-image statistics with a learned scale and shift)", choices=GENERATOR_NORMS)
+    dropout: bool = opt(True, "dropout 0.5 in the generator's 512-wide decoder stages (pix2pix's only noise source)")
+    block_order: str = opt("pre-activation", "U-Net stage layout: pre-activation (activation, conv, norm; the "
+                                             "reference code's) or post-activation (conv, norm, activation, no "
+                                             "conv biases; PyTorch-GAN's GeneratorUNet)", choices=BLOCK_ORDERS)
+    final_layer: str = opt("transpose", "the U-Net's output upsampling: transpose (4x4 transposed conv, the "
+                                        "paper's) or resize (nearest upsample + 4x4 conv, PyTorch-GAN's)",
+                           choices=UPSAMPLE_KINDS)
+    input_range: tuple[float, float] = opt((-1.0, 1.0), "value range the generator's input images are scaled to "
+                                                        "(training data is [-1, 1]; imported generators may differ)",
+                                           min=-1e4, max=1e4)
     lambda_l1: float = opt(100.0, "weight of the L1 reconstruction term", min=0.0, max=MAX_WEIGHT)
     direction: str = opt("AtoB", "which side of each pair is the input", choices=("AtoB", "BtoA"))
     jitter: bool = opt(True, "random resize-286/crop-256 and flip on real data (the paper's jitter)")
@@ -44,7 +64,8 @@ class Pix2PixConfig(TrainConfig):
 def networks(cfg: Pix2PixConfig) -> dict[str, nn.Module]:
     """G: A -> B U-Net as deep as the image size allows; D: 70x70 PatchGAN on (A, B) pairs."""
     return {
-        "G": UnetGenerator(cfg.channels, cfg.channels, unet_depth(cfg.size), cfg.ngf),
+        "G": UnetGenerator(cfg.channels, cfg.channels, unet_depth(cfg.size), cfg.ngf, norm=cfg.norm, dropout=cfg.dropout,
+                           block_order=cfg.block_order, final_layer=cfg.final_layer),
         "D": PatchDiscriminator(2 * cfg.channels, cfg.ndf, n_layers=3, norm="batch"),
     }
 
@@ -54,6 +75,7 @@ class Pix2PixStep(TrainStep):
 
     def __init__(self, cfg: Pix2PixConfig, nets: dict[str, nn.Module], device: torch.device, amp: bool) -> None:
         super().__init__(cfg, nets, device, amp)
+        require_training_range(cfg)
         self.adam("D", nets["D"].parameters(), cfg.lr_d, (cfg.beta1, cfg.beta2))
         self.adam("G", nets["G"].parameters(), cfg.lr_g, (cfg.beta1, cfg.beta2))
 
@@ -86,7 +108,7 @@ register(Variant(
     generator=lambda c: networks(c)["G"],
     networks=networks,
     inputs=lambda c: [image_io(c)],
-    output=image_io,
+    output=output_io,
     dataset=paired_dataset,
     step=Pix2PixStep,
     sample_feeds=lambda c, n, g: translation_feeds(c, n, paired=True),
