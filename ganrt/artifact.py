@@ -20,7 +20,7 @@ from ganrt.atomic import atomic_write_text
 from ganrt.errors import ArtifactError
 from ganrt.locations import ARTIFACTS_ROOT
 from ganrt.signature import TensorSpec, checked_range
-from ganrt.targets import ONNX, TENSORRT, WEIGHTS, Target
+from ganrt.targets import ONNX, OPENVINO, TENSORRT, WEIGHTS, Target
 
 log = logging.getLogger("ganrt")
 
@@ -29,6 +29,8 @@ SCHEMA_1 = "ganrt-artifact/1"
 MANIFEST = "manifest.json"
 GENERATOR_FILE = "generator.safetensors"
 ONNX_FILES = {"fp32": "generator.onnx", "fp16": "generator.fp16.onnx", "int8": "generator.int8.onnx"}
+# OpenVINO IR: each model's graph (.xml) with its weights (.bin) beside it, as OpenVINO pairs them.
+OPENVINO_FILES = {"fp32": ("generator.xml", "generator.bin"), "int8": ("generator.int8.xml", "generator.int8.bin")}
 STATUSES = ("pending", "ok", "failed")
 CHANNEL_ORDERS = ("RGB", "BGR")
 MAX_BATCH = 4096
@@ -180,13 +182,15 @@ def _model_entries(models: Any) -> dict[str, dict[str, dict[str, Any]]]:
     models = _object(models, "models")
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for fmt, entries in models.items():
-        if fmt not in (ONNX, TENSORRT):
-            raise ArtifactError(f"models.{fmt}: unknown model format (known: {ONNX}, {TENSORRT})")
+        if fmt not in (ONNX, TENSORRT, OPENVINO):
+            raise ArtifactError(f"models.{fmt}: unknown model format (known: {ONNX}, {TENSORRT}, {OPENVINO})")
         out[fmt] = {}
         for precision, entry in _object(entries, f"models.{fmt}").items():
             where = f"models.{fmt}.{precision}"
             entry = _object(entry, where)
             relative_file(entry.get("file"), f"{where}.file")
+            if fmt == OPENVINO:
+                relative_file(entry.get("weights"), f"{where}.weights")
             out[fmt][str(precision)] = entry
     return out
 
@@ -233,13 +237,12 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     status: str = "pending"
     created: str = field(default_factory=_now)
-    # format ("onnx", "tensorrt") -> precision -> {"file", "bytes", "sha256", ...}
+    # format ("onnx", "tensorrt", "openvino") -> precision -> {"file", "bytes", "sha256", ...}
     models: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     # Target key ("ort-cpu/int8") -> its parity report at export time.
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     triton: dict[str, Any] | None = None
-    recommended: dict[str, Any] | None = None
 
     # ---- the writer ---------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -252,9 +255,8 @@ class Manifest:
         }
         if self.image is not None:
             d["image"] = self.image.to_json()
-        for key in ("triton", "recommended"):
-            if getattr(self, key) is not None:
-                d[key] = getattr(self, key)
+        if self.triton is not None:
+            d["triton"] = self.triton
         return d
 
     def save(self, directory: Path) -> Path:
@@ -298,8 +300,7 @@ class Manifest:
                    source=source, status=status, created=str(d.get("created", "")),
                    models=_model_entries(d["models"]), parity=_object(d.get("parity", {}), "parity"),
                    versions=_object(d.get("versions", {}), "versions"),
-                   triton=_object(d["triton"], "triton") if d.get("triton") is not None else None,
-                   recommended=_object(d["recommended"], "recommended") if d.get("recommended") is not None else None)
+                   triton=_object(d["triton"], "triton") if d.get("triton") is not None else None)
 
     @classmethod
     def load(cls, directory: Path) -> "Manifest":

@@ -14,8 +14,8 @@ from ganrt.compare import Tolerance
 from ganrt.errors import UsageError
 
 # Formats of the model files an artifact holds (docs/artifact.md): the generator's weights
-# (safetensors, read by the torch backend), ONNX models, TensorRT engines.
-WEIGHTS, ONNX, TENSORRT = "weights", "onnx", "tensorrt"
+# (safetensors, read by the torch backend), ONNX models, TensorRT engines, OpenVINO IR (.xml + .bin).
+WEIGHTS, ONNX, TENSORRT, OPENVINO = "weights", "onnx", "tensorrt", "openvino"
 
 # Tolerances, measured on the 2-core CPU (ORT 1.32), real held-out feeds, worst case over
 # batch 1/3 and two image sizes:
@@ -73,6 +73,11 @@ TARGETS: tuple[Target, ...] = (
     Target("torch", "fp32", (WEIGHTS, "fp32"), Tolerance(max_abs=FP32_MAX_ABS)),
     Target("torch", "bf16", (WEIGHTS, "fp32"), Tolerance(psnr_min=BF16_PSNR_FLOOR)),
     *_onnx_targets("ort-cpu", False, Tolerance(max_abs=FP32_MAX_ABS)),
+    # OpenVINO's CPU runtime reads the same ONNX files (or an IR export wrote beside them): bf16 is
+    # its inference precision hint on the fp32 model, int8 the QDQ model.
+    Target("ov-cpu", "fp32", (ONNX, "fp32"), Tolerance(max_abs=FP32_MAX_ABS)),
+    Target("ov-cpu", "bf16", (ONNX, "fp32"), Tolerance(psnr_min=BF16_PSNR_FLOOR)),
+    Target("ov-cpu", "int8", (ONNX, "int8"), Tolerance(psnr_min=INT8_PSNR_FLOOR)),
     *_onnx_targets("ort-cuda", True, _GPU_FP32),
     # TensorRT's EP builds its own fp16 engine from the fp32 model; int8 comes from the QDQ model.
     Target("ort-trt", "fp32", (ONNX, "fp32"), _GPU_FP32, True),
@@ -116,8 +121,8 @@ def by_label(label: str) -> Target:
 def gate_of(model: tuple[str, str]) -> Target:
     """The target on which export gates a model file (format, precision): its manifest parity entry.
 
-    ONNX files are gated on ort-cpu, engines on trt, the weights on torch fp32.
+    ONNX files are gated on ort-cpu, engines on trt, OpenVINO IR on ov-cpu, the weights on torch fp32.
     """
     fmt, precision = model
-    backend = {WEIGHTS: "torch", ONNX: "ort-cpu", TENSORRT: "trt"}[fmt]
+    backend = {WEIGHTS: "torch", ONNX: "ort-cpu", TENSORRT: "trt", OPENVINO: "ov-cpu"}[fmt]
     return target(backend, precision)
