@@ -3,7 +3,8 @@
 `cyclegan_artifact` (image-to-image, 32 px, ngf 8, 2 blocks) and `cgan_artifact` (conditional
 noise-to-image, 28 px grey, 10 classes) are real runs of one training step, exported with
 export's Python API (what `python -m export RUN --onnx --out DIR` runs: fp32 ONNX, safetensors,
-manifest with its parity report) into a session temp folder.
+manifest with its parity report) into a session temp folder. ganrt's cache (auto's measurements,
+OpenVINO's compiled models) is a session folder too, so tests never read or write ~/.cache/ganrt.
 """
 from __future__ import annotations
 

@@ -235,8 +235,10 @@ def probe(art: Artifact, available: list[str], threads: int, precision: str | No
         best = min((m.median_ms for m in rows.values() if m.median_ms is not None), default=None)
         for row, out in _measure_in_child(art, [t for t in todo if t.backend == backend], feeds, threads, best):
             rows[row.key], outputs[row.key] = row, out
-    ranges = {s.name: value_range_of(s.range, outputs.get(reference.key, {}).get(s.name, np.ones(1)))
-              for s in art.outputs}
+    # PSNR peaks: the declared output range, else the spread export measured over many real rows.
+    peaks = (art.manifest.parity.get(gate_of(reference.model).key) or {}).get("psnr_peak") or {}
+    ranges = {s.name: float(peaks.get(s.name) or value_range_of(s.range, outputs.get(reference.key, {}).get(
+        s.name, np.ones(1)))) for s in art.outputs}
     for t in todo:
         _judge(rows[t.key], t, art, outputs.get(t.key), outputs.get(reference.key), ranges, t == reference)
     measured = Measurements(art.name, entry.machine, entry.digest,
@@ -275,10 +277,13 @@ def _measure_in_child(art: Artifact, targets: list[Target], feeds: dict[str, np.
         package_parent = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH"))
                                                            if p)}
-        proc = subprocess.run([sys.executable, "-m", "infer.runners.probe"], input=json.dumps(job), text=True,
-                              capture_output=True, env=env, timeout=CHILD_TIMEOUT_S)
-        if proc.returncode != 0:
+        try:
+            proc = subprocess.run([sys.executable, "-m", "infer.runners.probe"], input=json.dumps(job), text=True,
+                                  capture_output=True, env=env, timeout=CHILD_TIMEOUT_S)
             reason = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        except subprocess.TimeoutExpired:
+            proc, reason = None, f"no answer in {CHILD_TIMEOUT_S} s"
+        if proc is None or proc.returncode != 0:
             return [(Measurement(t.backend, t.precision, note=f"failed: {reason}"), None) for t in targets]
         results = []
         for row in json.loads((Path(tmp) / "results.json").read_text()):
