@@ -494,6 +494,18 @@ def test_openvino_ir_is_written_gated_on_ov_cpu_and_run_by_it(tmp_path: Path) ->
         # ov-cpu runs the IR when there is one, and agrees with the ONNX model on ONNX Runtime.
         assert _openvino_model(art, target("ov-cpu", precision)).name == entry["file"]
     assert "openvino" not in json.dumps(art.manifest.triton)  # Triton gets the ONNX models and engines only
+    int8 = art.manifest.model("openvino", "int8")
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        assert int8["quantizer"] == "onnxruntime QDQ" and int8["from"] == "generator.int8.onnx"
+    else:  # both quantizers measured on the validation rows, and the kept one says where it came from
+        search = int8["quantizer_search"]
+        assert set(search) == {"onnxruntime QDQ", "nncf"} and int8["calibration_rows"] > 0
+        kept_nncf = search["nncf"]["pass"] and search["nncf"]["psnr"] >= search["onnxruntime QDQ"]["psnr"] - 1.0
+        assert (int8["quantizer"], int8["from"]) == (("nncf", "generator.onnx") if kept_nncf
+                                                     else ("onnxruntime QDQ", "generator.int8.onnx"))
+    assert not list(out.glob("*nncf*"))
     feeds = example_feeds(art.inputs, batch=2, size=(32, 32), seed=3)
     with open_runner(art, "ort-cpu") as onnx_runner, open_runner(art, "ov-cpu") as ir_runner:
         assert_within(onnx_runner(feeds)["image_out"], ir_runner(feeds)["image_out"], target("ov-cpu", "fp32").tolerance)
