@@ -1,8 +1,9 @@
 """One inference benchmark's runner in a fresh Python process, as a deployment runs one backend.
 
-In a shared process, whatever ran after torch eager measured 25-40% slower (issue 12: glibc's
-heap after torch's large allocations), and the bench process runs the torch reference of every
-case. So each case's runner lives in a worker started for it (`python -m bench.isolated DIR`):
+Issue 12 measured whatever ran after torch eager in a shared process 25-40% slower (glibc's
+heap after torch's large allocations; on this repo's Zen 4 machine the effect stayed within
+noise), and the bench process runs the torch reference of every case. So each case's runner
+lives in a worker started for it (`python -m bench.isolated DIR`):
 the worker opens the runner, makes the first call (its outputs go back for parity), warms up,
 and times `runner.infer(numpy feeds)` from outside the runner with time.perf_counter, as many
 rounds as fit the time budget; the per-call seconds go back into pytest-benchmark's statistics

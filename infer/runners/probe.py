@@ -3,9 +3,9 @@
 The probe runs every candidate this machine and artifact offer (the CPU targets of
 `ganrt.targets` whose backend is installed and whose model file the artifact holds;
 torch.compile is left out: 10-20 s of compilation per shape) on the same batch-1 feeds. Each
-backend runs in a fresh process, as a deployment would run it: in a shared process, whatever
-ran after torch eager was measured 25-40% slower (issue 12: glibc's heap after torch's large
-allocations). Per candidate it records the median latency of at least MIN_CALLS timed calls
+backend runs in a fresh process, as a deployment would run it, so no runtime is timed in a heap
+or thread pools another left behind (issue 12 measured 25-40% slowdowns after torch eager on a
+Zen 5 machine; on this Zen 4 one they stayed within the run-to-run noise). Per candidate it records the median latency of at least MIN_CALLS timed calls
 (more until BUDGET_S; one only, once a candidate is PRUNE_FACTOR times slower than the fastest
 so far) and its parity against the reference (torch fp32 where torch and the weights are here,
 else ONNX Runtime fp32: the deployment without torch), with `ganrt.compare`, within the
