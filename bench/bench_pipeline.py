@@ -23,11 +23,14 @@ from bench.parity import parity_record, picture_gate
 
 FRAME_W, FRAME_H, FRAME_RATE = 320, 240, 30
 # (model, model input size: longer side, or None for the artifact's own size, configs); default subset.
-DEFAULT = (("cyclegan-shipped", None, ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8")),)
-FULL = DEFAULT + (
-    ("cyclegan-shipped", 256, ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8", "torch-bf16-compile")),
-    ("cyclegan-256", 256, ("torch-fp32-eager", "torch-bf16-compile", "ort-cpu-fp32", "ort-cpu-int8")),
-    ("cyclegan-256", 128, ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8")),
+OV_CPU = ("ov-cpu-fp32", "ov-cpu-bf16", "ov-cpu-int8")
+DEFAULT = (("cyclegan-shipped", None, ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8", "ov-cpu-bf16",
+                                       "ov-cpu-int8")),)
+FULL = (
+    ("cyclegan-shipped", None, ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8", *OV_CPU)),
+    ("cyclegan-shipped", 256, ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8", "torch-bf16-compile", *OV_CPU)),
+    ("cyclegan-256", 256, ("torch-fp32-eager", "torch-bf16-compile", "ort-cpu-fp32", "ort-cpu-int8", *OV_CPU)),
+    ("cyclegan-256", 128, ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8", *OV_CPU)),
 )
 CHECK_FRAMES = 4
 # Frames per measured run, by model input size (the same for every backend, so run times compare).

@@ -24,29 +24,39 @@ MODEL = "cyclegan-shipped"
 CONCURRENCY = (1, 8, 32)
 REQUESTS_PER_LEVEL = 200
 WARMUP_REQUESTS = 8
+# The served configurations on a CPU: ONNX Runtime fp32, and OpenVINO on the int8 QDQ model.
+CPU_SERVED = (("ort-cpu", "fp32"), ("ov-cpu", "int8"))
 
 
-def _backend() -> str:
+def _served() -> list[Any]:
     from infer.runners import available_backends
     from infer.runners.devices import cuda_device_count
 
-    return "auto" if cuda_device_count() > 0 else "ort-cpu" if "ort-cpu" in available_backends() else "torch"
+    if cuda_device_count() > 0:
+        return [pytest.param(("auto", None), id="auto")]
+    have = available_backends()
+    return [pytest.param((b, p), id=f"{b}-{p}",
+                         marks=[] if b in have else [pytest.mark.skip(reason=f"backend {b} is not available here")])
+            for b, p in CPU_SERVED]
 
 
-@pytest.fixture(scope="module")
-def service(artifact_of: Callable[..., Path]) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=_served())
+def service(request: pytest.FixtureRequest, artifact_of: Callable[..., Path]) -> Iterator[dict[str, Any]]:
     """A running server on the shipped model, and the parity of one of its answers."""
     import httpx
 
+    from bench.parity import picture_gate
     from ganrt.compare import compare
+    from ganrt.targets import target
     from infer.api import load
     from infer.codecs import decode_image, encode_png
     from infer.loadtest import server_args
     from infer.server.process import ServerProcess
 
     art = artifact_of(MODEL)
-    backend = _backend()
-    with ServerProcess(server_args(art, backend, queue_size=64, max_delay_ms=5.0)) as server:
+    backend, precision = request.param
+    gate = picture_gate(target(backend, precision).tolerance if precision else target("ort-cpu", "fp32").tolerance)
+    with ServerProcess(server_args(art, backend, precision, queue_size=64, max_delay_ms=5.0)) as server:
         url = server.url
         health = httpx.get(url + "/health", timeout=30).json()
         size = 64
@@ -57,8 +67,9 @@ def service(artifact_of: Callable[..., Path]) -> Iterator[dict[str, Any]]:
             expected = reference.translate(image)
         parity = compare(expected.astype(np.float64), served.astype(np.float64), value_range=255.0)
         yield {"url": url, "pid": server.pid, "health": health, "image_size": size, "backend": backend,
-               "parity": {**parity.to_json(), "on": "uint8 PNG response, peak 255", "gate": {"max_abs": 1.0},
-                          "pass": parity.max_abs <= 1.0,
+               "precision": precision or "auto",
+               "parity": {**parity.to_json(), "on": "uint8 PNG response, peak 255", "gate": gate.to_json(),
+                          "pass": gate.passes(parity),
                           "reference": "torch eager fp32 model, same image, in process"}}
 
 
@@ -74,13 +85,14 @@ def test_http_service(benchmark: Any, concurrency: int, service: dict[str, Any],
         rows.extend(asyncio.run(load_test(service["url"], [concurrency], requests, "translate", 1,
                                           service["image_size"], warmup=WARMUP_REQUESTS if measuring else 1)))
 
-    benchmark.group = "http service"
+    benchmark.group = f"http service {service['backend']} {service['precision']}"
     timing = time_calls(benchmark, level, rounds=1, min_rounds=1)
     row = rows[-1]
     health = service["health"]
     benchmark.extra_info.update({
         "kind": "service", "model": MODEL, "artifact": health["artifact"], "backend": health["backend"],
-        "precision": "fp32", "device": "gpu" if health["backend"] not in ("ort-cpu", "torch") else "cpu",
+        "precision": service["precision"],
+        "device": "gpu" if health["backend"] not in ("ort-cpu", "ov-cpu", "torch") else "cpu",
         "concurrency": concurrency, "requests": requests, "ok": row["ok"], "busy_503": row["busy_503"],
         "errors": row["errors"], "requests_per_s": row["rps"], "images_per_s": row["rps"],
         "latency_ms": {"p50": row["p50_ms"], "p99": row["p99_ms"]}, "mean_batch": row["mean_batch"],

@@ -77,7 +77,7 @@ def _all_precisions(backend: str) -> tuple[BenchConfig, ...]:
 
 
 CPU_CONFIGS = (_torch("fp32"), _torch("fp32", compile=True), _torch("bf16"), _torch("bf16", compile=True),
-               *_all_precisions("ort-cpu"))
+               *_all_precisions("ort-cpu"), *_all_precisions("ov-cpu"))
 GPU_CONFIGS = (_torch("fp32", cuda=True), _torch("bf16", cuda=True), _torch("bf16", compile=True, cuda=True),
                *_all_precisions("ort-cuda"), *_all_precisions("ort-trt"), BenchConfig(target("trt", "fp16")))
 CONFIGS = {c.label: c for c in CPU_CONFIGS + GPU_CONFIGS}
@@ -112,16 +112,21 @@ class Case:
         return f"{self.model}{size} b{self.batch} {'gpu' if self.config.gpu else 'cpu'}"
 
 
+OV_CPU = ("ov-cpu-fp32", "ov-cpu-bf16", "ov-cpu-int8")
 # The default subset (< 15 min on the 2-core CPU with a warm artifact cache): (model, size, batches, configs).
+# Batch 1 of the four models `auto` is checked on has every CPU backend x precision that can win.
 _DEFAULT_CPU = (
     ("cyclegan-256", 256, (1,), ("torch-fp32-eager", "torch-bf16-eager", "torch-bf16-compile", "ort-cpu-fp32",
-                                 "ort-cpu-fp16", "ort-cpu-int8")),
-    ("cyclegan-shipped", 64, (1,), ("torch-fp32-eager", "torch-bf16-eager", "ort-cpu-fp32", "ort-cpu-fp16", "ort-cpu-int8")),
-    ("cyclegan-shipped", 64, (8, 32), ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8")),
-    ("cyclegan-shipped", 256, (1,), ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8")),
-    ("pix2pix-256", 256, (1,), ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8")),
+                                 "ort-cpu-fp16", "ort-cpu-int8", *OV_CPU)),
+    ("cyclegan-shipped", 64, (1,), ("torch-fp32-eager", "torch-bf16-eager", "torch-bf16-compile", "ort-cpu-fp32",
+                                    "ort-cpu-fp16", "ort-cpu-int8", *OV_CPU)),
+    ("cyclegan-shipped", 64, (8, 32), ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8", "ov-cpu-int8")),
+    ("cyclegan-shipped", 256, (1,), ("torch-fp32-eager", "torch-bf16-eager", "torch-bf16-compile", "ort-cpu-fp32",
+                                     "ort-cpu-int8", *OV_CPU)),
+    ("pix2pix-256", 256, (1,), ("torch-fp32-eager", "torch-bf16-eager", "torch-bf16-compile", "ort-cpu-fp32",
+                                "ort-cpu-int8", *OV_CPU)),
     ("dcgan-28", None, (1, 32), ("torch-fp32-eager", "ort-cpu-fp32")),
-    ("dcgan-64", None, (1, 32), ("torch-fp32-eager", "ort-cpu-fp32")),
+    ("dcgan-64", None, (1, 32), ("torch-fp32-eager", "ort-cpu-fp32", "ov-cpu-fp32")),
     ("cgan", None, (1, 32), ("torch-fp32-eager", "ort-cpu-fp32")),
     ("gan", None, (1, 32), ("torch-fp32-eager", "ort-cpu-fp32")),
 )

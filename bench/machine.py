@@ -2,8 +2,10 @@
 
 The peak is measured, never taken from a data sheet: a oneDNN convolution and an ONNX Runtime
 MatMul for fp32 (torch's fp32 matmul goes through MKL, which runs at less than half speed on
-AMD CPUs: design.md section 8), a bf16 autocast convolution, and torch._int_mm for int8. The
-best of a few repetitions of each is the practical peak the reports divide by.
+AMD CPUs: design.md section 8), a bf16 autocast convolution, torch._int_mm for int8, and the
+same convolution compiled by OpenVINO in f32, bf16 and int8 (FakeQuantize on both operands).
+The best of a few repetitions of each probe, and the best probe of each precision, is the
+practical peak the reports divide by.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import functools
 import importlib.metadata
 import logging
 import os
-import platform
 import re
 import tempfile
 import time
@@ -21,35 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from infer.runners.devices import cpu_flags, cpu_model
+
 log = logging.getLogger("ganrt.bench")
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo (with family/model for unnamed virtual CPUs)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    name = fields.get("model name", platform.processor() or "unknown CPU")
-    if "cpu family" in fields:
-        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
-    return name
-
-
-def cpu_flags() -> list[str]:
-    """The vector/matrix ISA extensions that matter for inference kernels."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    m = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
-    have = set(m.group(1).split()) if m else set()
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
-    return [f for f in wanted if f in have]
 
 
 def load_average() -> float:
@@ -178,8 +153,9 @@ def _version(package: str) -> str | None:
 @functools.lru_cache(maxsize=1)
 def versions() -> dict[str, Any]:
     """Versions of everything a timing depends on."""
-    found: dict[str, Any] = {p: _version(p) for p in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "tensorrt",
-                                                      "numpy", "opencv-python-headless", "pytest-benchmark")}
+    found: dict[str, Any] = {p: _version(p) for p in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "openvino",
+                                                      "tensorrt", "numpy", "opencv-python-headless",
+                                                      "pytest-benchmark")}
     found = {k: v for k, v in found.items() if v is not None}
     try:
         import torch
@@ -250,16 +226,54 @@ def _ort_matmul_gflops(n: int, repeats: int) -> float:
     return 2 * n**3 / seconds / 1e9
 
 
+# A compute-bound 3x3 convolution: 4 x 256 x 64 x 64 output, 256 input channels (oneDNN in torch and OpenVINO).
+CONV_INPUT = (4, 256, 64, 64)
+CONV_WEIGHT = (256, 256, 3, 3)
+CONV_FLOPS = 2 * 4 * 256 * 64 * 64 * 256 * 9
+
+
+def _openvino_conv_peaks(repeats: int) -> dict[str, float]:
+    """The probe convolution compiled by OpenVINO: f32 and bf16 (where the CPU has it), and int8."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from infer.runners.openvino_runner import bf16_supported
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(CONV_INPUT, dtype=np.float32)
+
+    def model(int8: bool) -> Any:
+        data = ops.parameter(list(CONV_INPUT), np.float32, name="x")
+        weight: Any = ops.constant(rng.standard_normal(CONV_WEIGHT, dtype=np.float32))
+        a: Any = data
+        if int8:  # FakeQuantize on both operands: OpenVINO's low-precision pass runs the convolution in int8
+            def bound(v: float) -> Any:
+                return ops.constant(np.float32(v))
+            a = ops.fake_quantize(data, bound(-4), bound(4), bound(-4), bound(4), 256)
+            weight = ops.fake_quantize(weight, bound(-4), bound(4), bound(-4), bound(4), 255)
+        return ov.Model([ops.convolution(a, weight, [1, 1], [1, 1], [1, 1], [1, 1])], [data])
+
+    probes = {"fp32_ov_conv_gflops": (False, "f32"), "int8_ov_conv_gops": (True, "f32")}
+    if bf16_supported():
+        probes["bf16_ov_conv_gflops"] = (False, "bf16")
+    core = ov.Core()
+    peaks = {}
+    for key, (int8, hint) in probes.items():
+        request = core.compile_model(model(int8), "CPU", {"INFERENCE_PRECISION_HINT": hint,
+                                                          "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+        peaks[key] = round(CONV_FLOPS / _best_seconds(lambda r=request: r.infer({0: x}, share_inputs=True),
+                                                      repeats) / 1e9, 1)
+    return peaks
+
+
 def _cpu_peaks(repeats: int) -> dict[str, Any]:
     import torch
 
     peaks: dict[str, Any] = {}
-    # A compute-bound 3x3 convolution (oneDNN): 4 x 256 x 64 x 64 output, 256 input channels.
-    x = torch.randn(4, 256, 64, 64)
-    w = torch.randn(256, 256, 3, 3)
-    conv_flops = 2 * 4 * 256 * 64 * 64 * 256 * 9
+    x = torch.randn(*CONV_INPUT)
+    w = torch.randn(*CONV_WEIGHT)
     with torch.inference_mode():
-        conv = conv_flops / _best_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), repeats) / 1e9
+        conv = CONV_FLOPS / _best_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), repeats) / 1e9
         peaks["fp32_conv_gflops"] = round(conv, 1)
         try:
             peaks["fp32_ort_matmul_gflops"] = round(_ort_matmul_gflops(2048, repeats), 1)
@@ -274,17 +288,22 @@ def _cpu_peaks(repeats: int) -> dict[str, Any]:
             def bf16_conv() -> Any:
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     return torch.nn.functional.conv2d(x, w, padding=1)
-            peaks["bf16_conv_gflops"] = round(conv_flops / _best_seconds(bf16_conv, repeats) / 1e9, 1)
+            peaks["bf16_conv_gflops"] = round(CONV_FLOPS / _best_seconds(bf16_conv, repeats) / 1e9, 1)
         try:
             ai = torch.randint(-128, 127, (n, n), dtype=torch.int8)
             bi = torch.randint(-128, 127, (n, n), dtype=torch.int8)
             peaks["int8_int_mm_gops"] = round(2 * n**3 / _best_seconds(lambda: torch._int_mm(ai, bi), repeats) / 1e9, 1)
         except (RuntimeError, AttributeError):
             pass
-    # fp32: the best of the conv and ORT probes (not torch's matmul: design.md section 8).
-    peaks["fp32"] = max(v for k, v in peaks.items() if k in ("fp32_conv_gflops", "fp32_ort_matmul_gflops"))
-    peaks["bf16"] = peaks.get("bf16_conv_gflops")
-    peaks["int8"] = peaks.get("int8_int_mm_gops")
+    try:
+        peaks.update(_openvino_conv_peaks(repeats))
+    except ImportError:
+        pass
+    # Each precision's peak: the best of its probes (for fp32 not torch's matmul: design.md section 8).
+    for precision, keys in (("fp32", ("fp32_conv_gflops", "fp32_ort_matmul_gflops", "fp32_ov_conv_gflops")),
+                            ("bf16", ("bf16_conv_gflops", "bf16_ov_conv_gflops")),
+                            ("int8", ("int8_int_mm_gops", "int8_ov_conv_gops"))):
+        peaks[precision] = max((peaks[k] for k in keys if peaks.get(k)), default=None)
     # fp16 has no fast path on this kind of CPU (ORT runs fp16 models through casts): fp32's peak.
     peaks["fp16"] = peaks["fp32"]
     return peaks

@@ -77,6 +77,21 @@ def time_calls(benchmark: Any, fn: Callable[[], Any], *, budget_s: float = DEFAU
     return Timing(list(benchmark.stats.stats.data), measured=True, contention=contention.to_json())
 
 
+def record_seconds(benchmark: Any, seconds: list[float], contention: dict[str, Any] | None = None) -> Timing:
+    """Per-call seconds timed elsewhere (a worker process, `bench.isolated`), as this benchmark's statistics.
+
+    pytest-benchmark has no public call for times it did not take itself: this builds its
+    statistics the way its `pedantic` does (one Metadata, one update per round).
+    """
+    if not benchmark.enabled:
+        return Timing(seconds, measured=False, contention=contention)
+    benchmark._mode = "bench.measure.record_seconds(...)"
+    stats = benchmark._make_stats(1)
+    for s in seconds:
+        stats.update(s)
+    return Timing(list(seconds), measured=True, contention=contention)
+
+
 class MemoryWatch:
     """Peak host RSS (VmHWM, reset at start) and CUDA max allocated (torch's allocator) over a block."""
 

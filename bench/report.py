@@ -52,7 +52,8 @@ def _benchmark_sections(rows: list[Row], multi_run: bool) -> list[str]:
         md += sections.inference_section(by_kind["inference"], ups, multi_run)
     if "pipeline" in by_kind:
         md += sections.pipeline_section(by_kind["pipeline"], ups)
-    for kind, section in (("service", sections.service_section), ("training", sections.training_section),
+    for kind, section in (("overhead", sections.overhead_section), ("auto", sections.auto_section),
+                          ("service", sections.service_section), ("training", sections.training_section),
                           ("training-reference", sections.reference_training_section),
                           ("other", sections.other_section)):
         if kind in by_kind:

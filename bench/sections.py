@@ -35,10 +35,13 @@ def _peak_lines(run: Run) -> list[str]:
     lines = []
     if cpu_p:
         lines.append(
-            f"- Measured CPU peaks (this session): fp32 {fmt(cpu_p.get('fp32'))} GFLOP/s (oneDNN conv "
-            f"{fmt(cpu_p.get('fp32_conv_gflops'))}, ORT MatMul {fmt(cpu_p.get('fp32_ort_matmul_gflops'))}; torch "
-            f"matmul {fmt(cpu_p.get('fp32_torch_matmul_gflops'))}, not used: MKL on AMD), bf16 conv "
-            f"{fmt(cpu_p.get('bf16'))} GFLOP/s, int8 `torch._int_mm` {fmt(cpu_p.get('int8'))} GOP/s"
+            f"- Measured CPU peaks (this session, the best probe of each precision): fp32 {fmt(cpu_p.get('fp32'))} "
+            f"GFLOP/s (oneDNN conv {fmt(cpu_p.get('fp32_conv_gflops'))}, ORT MatMul "
+            f"{fmt(cpu_p.get('fp32_ort_matmul_gflops'))}, OpenVINO conv {fmt(cpu_p.get('fp32_ov_conv_gflops'))}; "
+            f"torch matmul {fmt(cpu_p.get('fp32_torch_matmul_gflops'))}, not used: MKL on AMD), bf16 "
+            f"{fmt(cpu_p.get('bf16'))} GFLOP/s (torch autocast conv {fmt(cpu_p.get('bf16_conv_gflops'))}, OpenVINO "
+            f"conv {fmt(cpu_p.get('bf16_ov_conv_gflops'))}), int8 {fmt(cpu_p.get('int8'))} GOP/s (`torch._int_mm` "
+            f"{fmt(cpu_p.get('int8_int_mm_gops'))}, OpenVINO conv {fmt(cpu_p.get('int8_ov_conv_gops'))})"
             + (" (quick probe)" if peaks.get("quick_probe") else ""))
     if gpu_p:
         lines.append("- Measured GPU peaks: " + ", ".join(f"{k} {fmt(v)}" for k, v in gpu_p.items()
@@ -87,7 +90,7 @@ INFERENCE_INTRO = (
     "and PSNR against the PyTorch eager fp32 model on the same feeds, checked against the tolerance table "
     "(`ganrt.targets`, the export gates). GFLOP/s = 2 x MACs / p50 (ConvTranspose on the input "
     "grid); % of peak against the fp32 peak measured in the same session, and against the row's own "
-    "precision's peak (bf16 conv, int8 `torch._int_mm`).")
+    "precision's peak (the best bf16 or int8 probe).")
 INFERENCE_HEADER = ["size", "batch", "config", "p50 ms", "p90 ms", "p99 ms", "images/s", "speed-up", "max-abs",
                     "PSNR dB", "parity gate", "GFLOP/s", "% fp32 peak", "% own peak", "peak RSS MB (+ growth)"]
 
@@ -185,20 +188,50 @@ def pipeline_section(rows: list[Row], ups: dict[str, float | None]) -> list[str]
 def service_section(rows: list[Row]) -> list[str]:
     """Requests/s, latency and server batch of the HTTP service at each concurrency level."""
     lines = []
-    for r in sorted(rows, key=lambda r: (r.run, r.extra.get("concurrency") or 0)):
+    for r in sorted(rows, key=lambda r: (r.run, str(r.extra.get("backend")), r.extra.get("concurrency") or 0)):
         e = r.extra
         lat = e.get("latency_ms") or {}
-        lines.append([e.get("concurrency"), e.get("requests"), e.get("ok"), e.get("busy_503"), e.get("errors"),
-                      fmt(e.get("requests_per_s")), ms(lat.get("p50")), ms(lat.get("p99")), fmt(e.get("mean_batch")),
+        lines.append([f"{e.get('backend')} {e.get('precision')}", e.get("concurrency"), e.get("requests"), e.get("ok"),
+                      e.get("busy_503"), e.get("errors"), fmt(e.get("requests_per_s")), ms(lat.get("p50")), ms(lat.get("p99")), fmt(e.get("mean_batch")),
                       fmt((e.get("server") or {}).get("peak_rss_mb"))])
     e0 = rows[0].extra
     return ["## HTTP service under a bounded loopback load", "",
-            (f"`python -m infer serve` ({e0.get('artifact')}, backend {e0.get('backend')}, dynamic batching with "
+            (f"`python -m infer serve` ({e0.get('artifact')}, dynamic batching with "
              f"max delay {(e0.get('server') or {}).get('max_delay_ms')} ms) in its own process; `infer.loadtest` "
              f"sends a fixed number of {e0.get('endpoint')} requests ({e0.get('image')}) per level from this many "
              "concurrent clients on the same machine. Latency is client-side, send to full response."), "",
-            table(["concurrency", "requests", "ok", "503 busy", "errors", "requests/s", "p50 ms", "p99 ms",
+            table(["backend", "concurrency", "requests", "ok", "503 busy", "errors", "requests/s", "p50 ms", "p99 ms",
                    "mean server batch", "server peak RSS MB"], lines), ""]
+
+
+def overhead_section(rows: list[Row]) -> list[str]:
+    """ganrt's runner against the runtime's own call on the same model file, same process, interleaved."""
+    lines = []
+    for r in sorted(rows, key=lambda r: (r.run, str(r.extra.get("model")), str(r.extra.get("size")), r.label)):
+        e = r.extra
+        lines.append([e.get("model"), e.get("size"), r.label, ms(e.get("bare_ms")), ms(e.get("ganrt_ms")),
+                      f"{e.get('overhead_pct'):+.1f}%" if e.get("overhead_pct") is not None else NONE,
+                      fmt(e.get("within_target"))])
+    target = rows[0].extra.get("target_pct")
+    return ["## ganrt over the bare runtime call", "", str(rows[0].extra.get("timing", "")) + f"; target <= {target}%.",
+            "", table(["model", "size", "config", "bare p50 ms", "ganrt p50 ms", "overhead", "within target"], lines),
+            ""]
+
+
+def auto_section(rows: list[Row]) -> list[str]:
+    """What `auto` picked by measurement, against the fastest row within its gate in the same run."""
+    lines = []
+    for r in sorted(rows, key=lambda r: (r.run, str(r.extra.get("model")), str(r.extra.get("size")))):
+        e = r.extra
+        lines.append([e.get("model"), e.get("size"), e.get("pick"), ms(e.get("pick_ms")), e.get("fastest"),
+                      ms(e.get("fastest_ms")), fmt(e.get("pick_vs_fastest")), fmt(e.get("within_10pct")),
+                      fmt(e.get("probe_seconds"))])
+    return ["## auto's pick at batch 1", "", ("`auto` probes every backend x precision at batch 1 at the artifact's "
+            "default size (each backend in a fresh process), then picks the fastest within its parity gate; here "
+            "it probed with an empty cache, and its pick is compared with the fastest row within its gate of this "
+            "run's inference tables (target: within 10%)."), "",
+            table(["model", "size", "auto picked", "its p50 ms", "fastest", "p50 ms", "ratio", "within 10%",
+                   "probe s"], lines), ""]
 
 
 def _train_precision(amp: Any) -> str:

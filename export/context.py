@@ -134,7 +134,8 @@ def _prepare_dir(out: Path, source: Source) -> None:
     # The directory must end up matching its manifest: drop models and the manifest of an
     # earlier export (kept: the TensorRT timing cache, and the source if it lives here).
     out.mkdir(parents=True, exist_ok=True)
-    for old in [*out.glob("generator*.onnx"), *out.glob("*.plan"), out / MANIFEST]:
+    for old in [*out.glob("generator*.onnx"), *out.glob("generator*.xml"), *out.glob("generator*.bin"),
+                *out.glob("*.plan"), out / MANIFEST]:
         old.unlink(missing_ok=True)
     shutil.rmtree(out / "triton", ignore_errors=True)
     target_file = out / GENERATOR_FILE

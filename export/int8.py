@@ -91,7 +91,7 @@ def preprocess(fp32_model: Path, out: Path) -> bool:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
-        with _quantizer_chatter_to_debug():
+        with quantizer_chatter_to_debug():
             # ONNX shape inference covers these conv nets; ORT's symbolic shape inference ("most
             # effective with transformer based models", its docstring) gives up on the U-Net's
             # dynamic skip concatenations and then writes sym_shape_infer_temp.onnx into the
@@ -116,7 +116,7 @@ def calibrate(model: Path, method: str, feeds: dict[str, np.ndarray], chunk: int
     from onnxruntime.quantization import create_calibrator, save_tensors_data
 
     n = min(a.shape[0] for a in feeds.values())
-    with tempfile.TemporaryDirectory(prefix="ganrt-calibration-") as tmp, _quantizer_chatter_to_debug():
+    with tempfile.TemporaryDirectory(prefix="ganrt-calibration-") as tmp, quantizer_chatter_to_debug():
         calibrator = create_calibrator(model, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=_ort_method(method), extra_options=CALIBRATOR_OPTIONS[method])
         for start in range(0, n, chunk):
@@ -131,14 +131,14 @@ def quantize(model: Path, out: Path, method: str, cache: Path) -> None:
     # QDQ is the format both the CPU EP and TensorRT (explicit quantization) consume; S8S8 is
     # ORT's default for QDQ on x86-64. Ops without int8 kernels (ConvTranspose, InstanceNorm,
     # Pad on the CPU EP) run in fp32 between their DequantizeLinear/QuantizeLinear pairs.
-    with _quantizer_chatter_to_debug():
+    with quantizer_chatter_to_debug():
         quantize_static(str(model), str(out), None, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=_ort_method(method), calibration_cache_path=str(cache))
 
 
 @contextlib.contextmanager
-def _quantizer_chatter_to_debug() -> Iterator[None]:
+def quantizer_chatter_to_debug() -> Iterator[None]:
     # The quantizer prints progress and logs per-tensor notes through the root logger (e.g.
     # "Axis 1 is out-of-range for weight" for InstanceNorm's rank-1 scale, which it then quantizes
     # per-tensor): useful when debugging, noise in an export log. Module-level logging.warning()

@@ -55,6 +55,7 @@ class ExportOptions:
     fp16: bool = opt(False, "also write the fp16 ONNX model (fp32 inputs/outputs)")
     int8: bool = opt(False, "also write the int8 ONNX model (static QDQ, calibrated)")
     trt: bool = opt(False, "also build a TensorRT engine for this machine's GPU")
+    openvino: bool = opt(False, "also write OpenVINO IR (.xml + .bin) of the fp32 and int8 models, gated on ov-cpu")
     opset: int = opt(DEFAULT_OPSET, f"ONNX opset, {MIN_OPSET} or later", metavar="N")
     batch: tuple[int, int, int] = opt((1, 1, 16), "batch sizes: the TensorRT profile and Triton's max_batch_size",
                                       parse=parse_batch, metavar="MIN:OPT:MAX", default_text="1:1:16")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export import fp16, int8, min_size, onnx_fp32, parity, tensorrt_build, triton
+from export import fp16, int8, min_size, onnx_fp32, openvino_ir, parity, tensorrt_build, triton
 from export.context import ExportContext, load_context
 from export.options import ExportOptions
 from export.parity import ParityReport
@@ -65,6 +65,8 @@ def plan(opts: ExportOptions) -> list[tuple[str, Stage]]:
     stages: list[tuple[str, Stage]] = [(f"{p} ONNX", by_precision[p]) for p in opts.onnx_precisions()]
     # Right after the fp32 model, which it runs.
     stages.insert(1, ("minimum size", min_size.stage))
+    if opts.openvino:
+        stages.append(("OpenVINO IR", openvino_ir.stage))
     if opts.trt:
         stages.append(("TensorRT engine", tensorrt_build.stage))
     return stages + [("parity", parity.stage), ("Triton repository", triton.stage),
@@ -73,6 +75,8 @@ def plan(opts: ExportOptions) -> list[tuple[str, Stage]]:
 
 def run_export(opts: ExportOptions) -> ExportResult:
     """Export per `opts`; UsageError for bad input (exit 2), a failed gate shows in the result (exit 1)."""
+    if opts.openvino:
+        openvino_ir.check_installed()
     stages = plan(opts)
     timed = StageLog(["load source"] + [name for name, _ in stages])
     with timed("load source"):

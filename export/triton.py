@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ganrt.atomic import atomic_write_text
 from ganrt.signature import TensorSpec
-from ganrt.targets import TENSORRT
+from ganrt.targets import ONNX, TENSORRT
 
 if TYPE_CHECKING:
     from export.context import ExportContext
@@ -84,7 +84,8 @@ def write_repository(root: Path, name: str, models: dict[str, Path], inputs: lis
 def stage(ctx: ExportContext) -> None:
     """Write triton/ for every model in the manifest: <name>_<precision> for ONNX models, <name>_trt for the engine."""
     models = {("trt" if fmt == TENSORRT else precision): ctx.out / entry["file"]
-              for fmt, entries in ctx.manifest.models.items() for precision, entry in entries.items()}
+              for fmt, entries in ctx.manifest.models.items() if fmt in (ONNX, TENSORRT)
+              for precision, entry in entries.items()}
     name = ctx.manifest.name
     write_repository(ctx.out / "triton", name, models, ctx.inputs, ctx.outputs, ctx.opts.batch[2])
     ctx.manifest.triton = {"repository": "triton", "models": [f"{name}_{p}" for p in models]}

@@ -20,7 +20,7 @@ from ganrt.atomic import atomic_write_text
 from ganrt.errors import ArtifactError
 from ganrt.locations import ARTIFACTS_ROOT
 from ganrt.signature import TensorSpec, checked_range
-from ganrt.targets import ONNX, TENSORRT, WEIGHTS, Target
+from ganrt.targets import ONNX, OPENVINO, TENSORRT, WEIGHTS, Target
 
 log = logging.getLogger("ganrt")
 
@@ -29,6 +29,8 @@ SCHEMA_1 = "ganrt-artifact/1"
 MANIFEST = "manifest.json"
 GENERATOR_FILE = "generator.safetensors"
 ONNX_FILES = {"fp32": "generator.onnx", "fp16": "generator.fp16.onnx", "int8": "generator.int8.onnx"}
+# OpenVINO IR: each model's graph (.xml) with its weights (.bin) beside it, as OpenVINO pairs them.
+OPENVINO_FILES = {"fp32": ("generator.xml", "generator.bin"), "int8": ("generator.int8.xml", "generator.int8.bin")}
 STATUSES = ("pending", "ok", "failed")
 CHANNEL_ORDERS = ("RGB", "BGR")
 MAX_BATCH = 4096
@@ -93,22 +95,6 @@ def _file_entry(entry: Any, where: str) -> dict[str, Any]:
     if sha256 is not None and not (isinstance(sha256, str) and _SHA256.match(sha256)):
         raise ArtifactError(f"{where}.sha256: expected 64 lowercase hex digits, got {sha256!r}")
     return entry
-
-
-def _recommended(value: Any) -> dict[str, Any] | None:
-    """The optional `recommended` section: per device, a backend, a precision and its options."""
-    if value is None:
-        return None
-    value = _object(value, "recommended")
-    for device, choice in value.items():
-        where = f"recommended.{device}"
-        choice = _object(choice, where)
-        if not isinstance(choice.get("backend"), str):
-            raise ArtifactError(f"{where}.backend: expected a backend name, got {choice.get('backend')!r}")
-        if choice.get("precision") is not None and not isinstance(choice["precision"], str):
-            raise ArtifactError(f"{where}.precision: expected a precision name, got {choice['precision']!r}")
-        _object(choice.get("options", {}), f"{where}.options")
-    return value
 
 
 @dataclass(frozen=True)
@@ -209,11 +195,15 @@ def _model_entries(models: Any) -> dict[str, dict[str, dict[str, Any]]]:
     models = _object(models, "models")
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for fmt, entries in models.items():
-        if fmt not in (ONNX, TENSORRT):
-            raise ArtifactError(f"models.{fmt}: unknown model format (known: {ONNX}, {TENSORRT})")
+        if fmt not in (ONNX, TENSORRT, OPENVINO):
+            raise ArtifactError(f"models.{fmt}: unknown model format (known: {ONNX}, {TENSORRT}, {OPENVINO})")
         out[fmt] = {}
         for precision, entry in _object(entries, f"models.{fmt}").items():
-            out[fmt][str(precision)] = _file_entry(entry, f"models.{fmt}.{precision}")
+            where = f"models.{fmt}.{precision}"
+            entry = _file_entry(entry, where)
+            if fmt == OPENVINO:  # an IR is two files: the graph and its weights
+                relative_file(entry.get("weights"), f"{where}.weights")
+            out[fmt][str(precision)] = entry
     return out
 
 
@@ -265,13 +255,12 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     status: str = "pending"
     created: str = field(default_factory=_now)
-    # format ("onnx", "tensorrt") -> precision -> {"file", "bytes", "sha256", ...}
+    # format ("onnx", "tensorrt", "openvino") -> precision -> {"file", "bytes", "sha256", ...}
     models: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     # Target key ("ort-cpu/int8") -> its parity report at export time.
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     triton: dict[str, Any] | None = None
-    recommended: dict[str, Any] | None = None
 
     # ---- the writer ---------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -284,9 +273,8 @@ class Manifest:
         }
         if self.image is not None:
             d["image"] = self.image.to_json()
-        for key in ("triton", "recommended"):
-            if getattr(self, key) is not None:
-                d[key] = getattr(self, key)
+        if self.triton is not None:
+            d["triton"] = self.triton
         return d
 
     def save(self, directory: Path) -> Path:
@@ -335,8 +323,7 @@ class Manifest:
                    source=source, status=status, created=created,
                    models=_model_entries(d["models"]), parity=parity,
                    versions=_object(d.get("versions", {}), "versions"),
-                   triton=_object(d["triton"], "triton") if d.get("triton") is not None else None,
-                   recommended=_recommended(d.get("recommended")))
+                   triton=_object(d["triton"], "triton") if d.get("triton") is not None else None)
 
     @classmethod
     def load(cls, directory: Path) -> "Manifest":

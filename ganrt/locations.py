@@ -1,6 +1,7 @@
 """Where things are by default: the runs and artifacts folders, and the models shipped in the package."""
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -24,3 +25,10 @@ def shipped_generator(name: str = SHIPPED_MODEL) -> Path:
 def shipped_artifact(name: str = SHIPPED_MODEL) -> Path:
     """The shipped generator's exported artifact (a folder with manifest.json)."""
     return shipped_dir(name) / "artifact"
+
+
+def cache_root() -> Path:
+    """Where ganrt keeps what it can rebuild (compiled models, auto's measurements): $GANRT_CACHE, else ~/.cache/ganrt."""
+    if os.environ.get("GANRT_CACHE"):
+        return Path(os.environ["GANRT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganrt"

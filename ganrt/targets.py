@@ -14,8 +14,8 @@ from ganrt.compare import Tolerance
 from ganrt.errors import UsageError
 
 # Formats of the model files an artifact holds (docs/artifact.md): the generator's weights
-# (safetensors, read by the torch backend), ONNX models, TensorRT engines.
-WEIGHTS, ONNX, TENSORRT = "weights", "onnx", "tensorrt"
+# (safetensors, read by the torch backend), ONNX models, TensorRT engines, OpenVINO IR (.xml + .bin).
+WEIGHTS, ONNX, TENSORRT, OPENVINO = "weights", "onnx", "tensorrt", "openvino"
 
 # Tolerances, measured on the 2-core CPU (ORT 1.32), real held-out feeds, worst case over
 # batch 1/3 and two image sizes:
@@ -33,6 +33,12 @@ WEIGHTS, ONNX, TENSORRT = "weights", "onnx", "tensorrt"
 #   relative), so their fp32 gate is a PSNR floor, not 1e-4 abs; fp16/int8 share the CPU floors.
 # - torch bf16 autocast: 48-49 dB for CycleGAN-256 (design.md section 8); floor 35 dB (bf16
 #   has an 8-bit mantissa, coarser than fp16's 11 bits).
+# - ov-cpu (OpenVINO 2026.4, Zen 4, export's held-out validation rows, batch 1): fp32 max-abs
+#   4.8e-6 (shipped CycleGAN, trained), 5.1e-5 (random CycleGAN-256: ORT has 1.6e-5; half the
+#   fp32 gate), 3.7e-8 (random pix2pix-256), so the fp32 gate holds; bf16 (the hint on the fp32
+#   model) 58.4 dB trained, 44.2 dB CycleGAN-256, 85 dB pix2pix-256: the torch bf16 floor; int8
+#   (the QDQ model, other ops in f32) 39.8 dB trained (ORT 38.4), 25.3 dB random CycleGAN-256
+#   (ORT 24.3: the same file fails the same floor), 72.6 dB pix2pix-256: the int8 floor.
 FP32_MAX_ABS = 1e-4
 BF16_PSNR_FLOOR = 35.0
 FP16_PSNR_FLOOR = 40.0
@@ -73,6 +79,11 @@ TARGETS: tuple[Target, ...] = (
     Target("torch", "fp32", (WEIGHTS, "fp32"), Tolerance(max_abs=FP32_MAX_ABS)),
     Target("torch", "bf16", (WEIGHTS, "fp32"), Tolerance(psnr_min=BF16_PSNR_FLOOR)),
     *_onnx_targets("ort-cpu", False, Tolerance(max_abs=FP32_MAX_ABS)),
+    # OpenVINO's CPU runtime reads the same ONNX files (or an IR export wrote beside them): bf16 is
+    # its inference precision hint on the fp32 model, int8 the QDQ model.
+    Target("ov-cpu", "fp32", (ONNX, "fp32"), Tolerance(max_abs=FP32_MAX_ABS)),
+    Target("ov-cpu", "bf16", (ONNX, "fp32"), Tolerance(psnr_min=BF16_PSNR_FLOOR)),
+    Target("ov-cpu", "int8", (ONNX, "int8"), Tolerance(psnr_min=INT8_PSNR_FLOOR)),
     *_onnx_targets("ort-cuda", True, _GPU_FP32),
     # TensorRT's EP builds its own fp16 engine from the fp32 model; int8 comes from the QDQ model.
     Target("ort-trt", "fp32", (ONNX, "fp32"), _GPU_FP32, True),
@@ -116,8 +127,8 @@ def by_label(label: str) -> Target:
 def gate_of(model: tuple[str, str]) -> Target:
     """The target on which export gates a model file (format, precision): its manifest parity entry.
 
-    ONNX files are gated on ort-cpu, engines on trt, the weights on torch fp32.
+    ONNX files are gated on ort-cpu, engines on trt, OpenVINO IR on ov-cpu, the weights on torch fp32.
     """
     fmt, precision = model
-    backend = {WEIGHTS: "torch", ONNX: "ort-cpu", TENSORRT: "trt"}[fmt]
+    backend = {WEIGHTS: "torch", ONNX: "ort-cpu", TENSORRT: "trt", OPENVINO: "ov-cpu"}[fmt]
     return target(backend, precision)

@@ -23,7 +23,7 @@ from ganrt.artifact import MANIFEST
 from ganrt.atomic import atomic_write_bytes
 from ganrt.errors import BadImage, InputError, UsageError
 from ganrt.locations import ARTIFACTS_ROOT, shipped_artifact
-from infer.options import ModelOptions, SampleOptions, ServeOptions, TranslateOptions, WebcamOptions
+from infer.options import ModelOptions, ProbeOptions, SampleOptions, ServeOptions, TranslateOptions, WebcamOptions
 
 log = logging.getLogger("ganrt.infer")
 
@@ -31,6 +31,7 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif",
 
 EXAMPLES = f"""examples:
   python -m infer backends
+  python -m infer probe artifacts/cyclegan
   python -m infer sample artifacts/dcgan --n 64 --grid samples.png --seed 0
   python -m infer sample artifacts/cgan --n 16 --labels 3 --grid threes.png
   python -m infer translate artifacts/cyclegan photos/ sketches/
@@ -58,7 +59,7 @@ def _load(artifact: Path | None, options: ModelOptions) -> Any:
     from infer.api import load
 
     path = artifact if artifact is not None else default_artifact()
-    model = load(path, backend=options.backend, precision=options.precision)
+    model = load(path, backend=options.backend, precision=options.precision, threads=options.threads)
     log.info("%s: %s (%s) on %s", path, model.name, model.variant, model.backend)
     return model
 
@@ -239,6 +240,30 @@ def cmd_backends(args: argparse.Namespace, opts: None) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace, opts: ProbeOptions) -> int:
+    """probe: measure every backend x precision here (latency at batch 1, parity), cache it, say what auto picks."""
+    from ganrt.artifact import Artifact
+    from infer.runners import available_backends
+    from infer.runners.devices import cpu_count
+    from infer.runners.probe import choose, probe
+
+    art = Artifact.load(args.artifact if args.artifact is not None else default_artifact())
+    measured = probe(art, available_backends(), opts.threads or cpu_count(), opts.precision)
+    best, why = choose(measured)
+    if opts.json:
+        print(json.dumps({**measured.to_json(), "pick": best.key, "why": why}, indent=1))
+        return 0
+    print(f"{art.name} on {measured.machine['cpu']}, {measured.machine['threads']} threads, batch 1 "
+          f"(reference {measured.reference}; {measured.seconds:.1f} s):")
+    for m in sorted(measured.rows, key=lambda m: (m.median_ms is None, m.median_ms or 0.0)):
+        speed = f"{m.median_ms:10.3f} ms" if m.median_ms is not None else f"{'-':>13}"
+        psnr = (m.parity or {}).get("psnr")
+        parity = f"PSNR {psnr:6.1f} dB" if psnr is not None else " " * 14
+        print(f"  {m.key:14} {speed}  {parity}  {'pass' if m.passed else 'no  '}  {m.note}".rstrip())
+    print(f"auto -> {best.key}: {why}")
+    return 0
+
+
 def _artifact_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("artifact", nargs="?", type=Path, metavar="ARTIFACT",
                    help=f"artifact directory (or its name under {ARTIFACTS_ROOT}/); default: the newest one, "
@@ -288,6 +313,10 @@ COMMANDS = {
                       "overlaid. A camera drops stale frames (always the newest frame, latency never builds up); a "
                       "video file is processed frame by frame with no drops, so --out has as many frames as the "
                       "input. q/Esc or Ctrl-C stops."),
+    "probe": Command(cmd_probe, ProbeOptions, _artifact_arg, "measure every backend x precision here; what auto picks",
+                     "Time each backend x precision this machine and artifact offer at batch 1 (each backend in a "
+                     "fresh process) and compare it with the reference within its parity gate; cache the "
+                     "measurements (what `--backend auto` reads) and print them with auto's pick."),
     "backends": Command(cmd_backends, None, _backends_args, "list the backends available on this machine",
                         "List the inference backends that can run here (and, given an artifact, which one auto "
                         "picks for it)."),

@@ -46,14 +46,33 @@ def side_option(what: str) -> Any:
 
 
 @dataclass
-class ModelOptions:
-    """Which runtime runs the artifact, at which precision."""
+class ThreadOptions:
+    """How many CPU threads every backend (torch, ONNX Runtime, OpenVINO) runs with."""
 
-    backend: str = opt("auto", "runtime to run the model on; auto picks the fastest available here",
+    threads: int | None = opt(None, "CPU threads of the model's runtime (torch, ONNX Runtime, OpenVINO)", min=1,
+                              default_text="every core this process may use")
+
+
+@dataclass
+class ModelOptions(ThreadOptions):
+    """Which runtime runs the artifact, at which precision, on how many threads."""
+
+    backend: str = opt("auto", "runtime to run the model on; auto picks the fastest backend x precision within its "
+                               "parity gate, measured on this machine on first use (see `python -m infer probe`)",
                        choices=BACKEND_CHOICES)
     precision: str | None = opt(None, f"model precision ({_precisions_by_backend()}); an ONNX precision needs that "
                                       "model in the artifact", choices=PRECISION_CHOICES,
-                                default_text="fp32, or a TensorRT engine's own precision")
+                                default_text="fp32, or a TensorRT engine's own precision; auto: the one it measured "
+                                             "fastest")
+
+
+@dataclass
+class ProbeOptions(ThreadOptions):
+    """`probe`: measure what `auto` picks from, on this machine, and cache it."""
+
+    precision: str | None = opt(None, "measure only this precision", choices=PRECISION_CHOICES,
+                                default_text="every precision")
+    json: bool = opt(False, "print the measurements as JSON")
 
 
 @dataclass

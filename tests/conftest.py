@@ -3,10 +3,13 @@
 `cyclegan_artifact` (image-to-image, 32 px, ngf 8, 2 blocks) and `cgan_artifact` (conditional
 noise-to-image, 28 px grey, 10 classes) are real runs of one training step, exported with
 export's Python API (what `python -m export RUN --onnx --out DIR` runs: fp32 ONNX, safetensors,
-manifest with its parity report) into a session temp folder.
+manifest with its parity report) into a session temp folder. ganrt's cache (auto's measurements,
+OpenVINO's compiled models) is a session folder too, so tests never read or write ~/.cache/ganrt.
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,19 @@ TINY_RUNS = {
     "cyclegan": {"steps": 1, "size": 32, "ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 1, "eval_samples": 8},
     "cgan": {"steps": 1, "batch_size": 4, "eval_samples": 8},
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ganrt_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ganrt's cache (auto's measurements, OpenVINO's compiled models) in a session folder, for subprocesses too."""
+    folder = tmp_path_factory.mktemp("ganrt-cache")
+    before = os.environ.get("GANRT_CACHE")
+    os.environ["GANRT_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        del os.environ["GANRT_CACHE"]
+    else:
+        os.environ["GANRT_CACHE"] = before
 
 
 def _train_and_export(variant_name: str, root: Path) -> Path:

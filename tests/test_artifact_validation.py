@@ -41,7 +41,6 @@ def manifest_json() -> dict[str, Any]:
         parity={"ort-cpu/fp32": {"backend": "ort-cpu", "pass": True}},
         versions={"ganrt": "0.1.0"},
         triton={"repository": "triton", "models": ["tiny-cgan_fp32"]},
-        recommended={"cpu": {"backend": "ort-cpu", "precision": "fp32", "options": {}}},
     ).to_json()
 
 
@@ -166,9 +165,6 @@ WRONG_TYPES = [
     ("source", "generator.safetensors", "source"), ("source.file", 5, "source.file"),
     ("parity", [], "parity"), ("parity.ort-cpu/fp32", "pass", "parity.ort-cpu/fp32"),
     ("versions", "0.1", "versions"), ("triton", "triton/", "triton"),
-    ("recommended", "ort-cpu", "recommended"), ("recommended.cpu", "ort-cpu", "recommended.cpu"),
-    ("recommended.cpu.backend", 5, "recommended.cpu.backend"),
-    ("recommended.cpu.options", [], "recommended.cpu.options"),
 ]
 
 

@@ -16,7 +16,8 @@ from ganrt.targets import REFERENCE, TARGETS, target
 
 def test_labels_are_the_ones_old_json_files_carry() -> None:
     assert [c.label for c in CPU_CONFIGS] == ["torch-fp32-eager", "torch-fp32-compile", "torch-bf16-eager",
-                                              "torch-bf16-compile", "ort-cpu-fp32", "ort-cpu-fp16", "ort-cpu-int8"]
+                                              "torch-bf16-compile", "ort-cpu-fp32", "ort-cpu-fp16", "ort-cpu-int8",
+                                              "ov-cpu-fp32", "ov-cpu-bf16", "ov-cpu-int8"]
     assert [c.label for c in GPU_CONFIGS] == ["torch-cuda-fp32-eager", "torch-cuda-bf16-eager", "torch-cuda-bf16-compile",
                                               "ort-cuda-fp32", "ort-cuda-fp16", "ort-cuda-int8", "ort-trt-fp32",
                                               "ort-trt-fp16", "ort-trt-int8", "trt-fp16"]
@@ -47,6 +48,9 @@ def test_every_default_case_has_a_unique_id() -> None:
     ids = [case.id for case in default_cases()]
     assert len(ids) == len(set(ids))
     assert "cyclegan-256-256px-b1-ort-cpu-int8" in ids and "dcgan-64-b32-trt-fp16" in ids
+    # Every CPU backend x precision that can be fastest, at batch 1 of the four models auto is checked on.
+    for group in ("cyclegan-256-256px", "cyclegan-shipped-64px", "cyclegan-shipped-256px", "pix2pix-256-256px"):
+        assert {f"{group}-b1-ov-cpu-{p}" for p in ("fp32", "bf16", "int8")} <= set(ids)
 
 
 def test_picture_gate_allows_one_grey_level_in_fp32_and_keeps_psnr_floors() -> None:
@@ -78,3 +82,25 @@ def test_export_key_follows_exports_own_options_and_defaults() -> None:
     extended = dataclasses.make_dataclass("ExtendedOptions", [("prune", bool, dataclasses.field(default=True))],
                                           bases=(ExportOptions,))
     assert export_key(_options(extended))["prune"] is True
+
+
+def test_times_from_a_worker_process_become_the_benchmarks_statistics(tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "test_recorded.py").write_text(
+        "from bench.measure import record_seconds\n\n"
+        "def test_recorded(benchmark):\n"
+        "    timing = record_seconds(benchmark, [0.3, 0.1, 0.2], {'others_cpu_share': 0.0})\n"
+        "    assert timing.measured and timing.median == 0.2\n")
+    out = tmp_path / "out.json"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only",
+                           f"--benchmark-json={out}", "test_recorded.py"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stats = json.loads(out.read_text())["benchmarks"][0]["stats"]
+    assert stats["median"] == 0.2 and stats["rounds"] == 3 and stats["min"] == 0.1

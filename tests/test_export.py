@@ -24,6 +24,7 @@ from export.onnx_fp32 import export_fp32, onnx_output_specs
 from ganrt import config
 from ganrt.artifact import Artifact, name_from
 from ganrt.compare import assert_within
+from ganrt.errors import ArtifactError
 from ganrt.locations import shipped_generator
 from ganrt.targets import REFERENCE, target
 from infer.runners import example_feeds, open_runner
@@ -475,3 +476,58 @@ def test_trt_engine_build(tmp_path: Path) -> None:
     assert entry["precision"] == "fp16" and entry["tensorrt"] and entry["gpu"] and art.manifest.parity["trt/fp16"]["pass"]
     assert entry["profiles"]["image"]["max"] == [4, 3, 32, 32] and (out / "timing.cache").stat().st_size > 0
     assert (out / "triton" / f"{art.name}_trt" / "1" / "model.plan").is_file()
+
+
+# -- OpenVINO IR --------------------------------------------------------------------------------------
+def test_openvino_ir_is_written_gated_on_ov_cpu_and_run_by_it(tmp_path: Path) -> None:
+    pytest.importorskip("openvino", reason="the IR stage needs OpenVINO: pip install openvino")
+    from infer.runners import _openvino_model
+
+    source = save_tiny_generator("cyclegan", tmp_path / "g.safetensors")
+    out = tmp_path / "out"
+    assert main([str(source), "--openvino", "--calibration", "minmax", "--out", str(out), "-q"]) == 0
+    art = Artifact.load(out)
+    for precision, stem in (("fp32", "generator"), ("int8", "generator.int8")):
+        entry = art.manifest.model("openvino", precision)
+        assert entry["file"] == f"{stem}.xml" and entry["weights"] == f"{stem}.bin"
+        assert (out / entry["weights"]).stat().st_size == entry["weights_bytes"]
+        report = art.manifest.parity[f"ov-cpu/{precision}"]
+        assert report["pass"] and report["gate"] == target("ov-cpu", precision).tolerance.to_json()
+        # ov-cpu runs the IR when there is one, and agrees with the ONNX model on ONNX Runtime.
+        assert _openvino_model(art, target("ov-cpu", precision)).name == entry["file"]
+    assert "openvino" not in json.dumps(art.manifest.triton)  # Triton gets the ONNX models and engines only
+    int8 = art.manifest.model("openvino", "int8")
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        assert int8["quantizer"] == "onnxruntime QDQ" and int8["from"] == "generator.int8.onnx"
+    else:  # both quantizers measured on the validation rows, and the kept one says where it came from
+        search = int8["quantizer_search"]
+        assert set(search) == {"onnxruntime QDQ", "nncf"} and int8["calibration_rows"] > 0
+        kept_nncf = search["nncf"]["pass"] and search["nncf"]["psnr"] >= search["onnxruntime QDQ"]["psnr"] - 1.0
+        assert (int8["quantizer"], int8["from"]) == (("nncf", "generator.onnx") if kept_nncf
+                                                     else ("onnxruntime QDQ", "generator.int8.onnx"))
+    assert not list(out.glob("*nncf*"))
+    feeds = example_feeds(art.inputs, batch=2, size=(32, 32), seed=3)
+    with open_runner(art, "ort-cpu") as onnx_runner, open_runner(art, "ov-cpu") as ir_runner:
+        assert_within(onnx_runner(feeds)["image_out"], ir_runner(feeds)["image_out"], target("ov-cpu", "fp32").tolerance)
+    # Without the IR, ov-cpu reads the ONNX file itself; an IR whose weights point outside the folder is refused.
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["models"]["openvino"]["fp32"]["weights"] = "../elsewhere.bin"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="models.openvino.fp32.weights"):
+        Artifact.load(out)
+    (out / "generator.xml").unlink()
+    del manifest["models"]["openvino"]["fp32"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert _openvino_model(Artifact.load(out), target("ov-cpu", "fp32")).name == "generator.onnx"
+
+
+def test_openvino_without_openvino_exits_2_before_writing(tmp_path: Path) -> None:
+    source = save_tiny_generator("cyclegan", tmp_path / "g.safetensors")
+    code = ("import sys; sys.modules['openvino'] = None; from export.cli import main; "
+            f"sys.exit(main([{str(source)!r}, '--openvino', '--out', {str(tmp_path / 'out')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "pip install openvino" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -7,7 +7,6 @@ the same lifecycle. Backends missing here skip with the reason; GPU/TensorRT one
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,10 @@ RUNNERS = [
     pytest.param("ort-cpu", "fp32", {}, id="ort-cpu-fp32"),
     pytest.param("ort-cpu", "fp16", {}, id="ort-cpu-fp16"),
     pytest.param("ort-cpu", "int8", {}, id="ort-cpu-int8"),
+    pytest.param("ov-cpu", "fp32", {}, id="ov-cpu-fp32"),
+    pytest.param("ov-cpu", "bf16", {}, id="ov-cpu-bf16"),
+    pytest.param("ov-cpu", "int8", {}, id="ov-cpu-int8"),
+    pytest.param("ov-cpu", "fp32", {"hint": "throughput"}, id="ov-cpu-fp32-throughput"),
     pytest.param("torch", "fp32", {"device": "cuda"}, id="torch-cuda", marks=pytest.mark.gpu),
     pytest.param("ort-cuda", "fp32", {}, id="ort-cuda-fp32", marks=pytest.mark.gpu),
     pytest.param("ort-cuda", "fp16", {"keep_on_device": True}, id="ort-cuda-fp16-iobinding", marks=pytest.mark.gpu),
@@ -62,10 +65,16 @@ def require(art: Artifact, backend: str, precision: str | None, options: dict[st
     """Skip, with the reason, when this machine or artifact cannot run the case."""
     have = available_backends()
     if backend not in have:
-        pytest.skip(f"{backend} is not available here (available: {', '.join(have)})")
+        hint = " (pip install openvino)" if backend == "ov-cpu" else ""
+        pytest.skip(f"{backend} is not available here{hint} (available: {', '.join(have)})")
     if options.get("device") == "cuda" and cuda_device_count() == 0:
         pytest.skip("no CUDA GPU")
-    if precision == "bf16":
+    if precision == "bf16" and backend == "ov-cpu":
+        from infer.runners.openvino_runner import bf16_supported as ov_bf16_supported
+
+        if not ov_bf16_supported():
+            pytest.skip("OpenVINO reports no bf16 on this CPU (needs AVX512-BF16 or AMX)")
+    elif precision == "bf16":
         from infer.runners.torch_runner import bf16_supported
 
         if not bf16_supported(options.get("device", "cpu")):
@@ -195,27 +204,6 @@ def test_available_backends_on_this_machine() -> None:
         assert not {"ort-cuda", "ort-trt", "trt"} & set(have)
 
 
-def test_auto_picks_ort_cpu_fp32_on_a_cpu_and_says_so(artifacts: dict[str, Artifact],
-                                                     caplog: pytest.LogCaptureFixture) -> None:
-    if cuda_device_count():
-        pytest.skip("a GPU machine prefers GPU backends")
-    with caplog.at_level(logging.INFO, logger="ganrt.infer"):
-        runner = open_runner(artifacts["cyclegan"], "auto")
-    assert runner.backend == "ort-cpu" and runner.precision == "fp32"
-    assert "backend auto -> ort-cpu" in caplog.text
-
-
-def test_auto_follows_the_manifests_cpu_recommendation(artifacts: dict[str, Artifact], tmp_path: Path) -> None:
-    if cuda_device_count():
-        pytest.skip("a GPU machine prefers GPU backends")
-    copy = shutil.copytree(artifacts["cgan"].root, tmp_path / "cgan")
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["recommended"] = {"cpu": {"backend": "torch", "precision": "fp32", "options": {"compile": False}}}
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    runner = open_runner(copy, "auto")
-    assert runner.backend == "torch" and runner.precision == "fp32"
-
-
 def test_missing_backends_say_what_to_install(artifacts: dict[str, Artifact], tmp_path: Path) -> None:
     art = artifacts["cyclegan"]
     if "ort-cuda" not in available_backends():
@@ -239,10 +227,47 @@ def test_missing_backends_say_what_to_install(artifacts: dict[str, Artifact], tm
         open_runner(art, "nope")
     with pytest.raises(UsageError, match="the torch backend runs fp32, bf16, not 'int8'"):
         open_runner(art, "torch", "int8")
+    with pytest.raises(UsageError, match="the ov-cpu backend runs fp32, bf16, int8, not 'fp16'"):
+        open_runner(art, "ov-cpu", "fp16")
+
+
+def test_ov_cpu_without_openvino_says_what_to_install(artifacts: dict[str, Artifact]) -> None:
+    code = f"""import sys
+sys.modules["openvino"] = None  # as if not installed: import fails, find_spec is None
+from ganrt.errors import BackendUnavailable
+from infer.runners import available_backends, open_runner
+assert "ov-cpu" not in available_backends()
+try:
+    open_runner({str(artifacts["cyclegan"].root)!r}, "ov-cpu").activate()
+except BackendUnavailable as e:
+    print(e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pip install openvino" in out.stdout
+
+
+def test_threads_reach_every_cpu_backend(artifacts: dict[str, Artifact]) -> None:
+    art = artifacts["cyclegan"]
+    have = available_backends()
+    with open_runner(art, "ort-cpu", threads=1) as runner:
+        assert runner._session.get_session_options().intra_op_num_threads == 1
+    if "ov-cpu" in have:
+        with open_runner(art, "ov-cpu", threads=1) as runner:
+            assert int(runner._compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        with open_runner(art, "torch", threads=1):
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_importing_runners_imports_no_backend_library() -> None:
-    code = "import sys, infer.runners; print(sorted(m for m in ('torch', 'onnxruntime', 'tensorrt') if m in sys.modules))"
+    code = ("import sys, infer.runners; "
+            "print(sorted(m for m in ('torch', 'onnxruntime', 'openvino', 'tensorrt') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
@@ -278,6 +303,8 @@ def test_target_table_covers_every_backend() -> None:
     assert target("ort-trt", "fp16").model == ("onnx", "fp32")  # TensorRT's EP builds fp16 from the fp32 model
     with pytest.raises(UsageError, match="the ort-cpu backend runs fp32, fp16, int8, not 'bf16'"):
         target("ort-cpu", "bf16")
+    # OpenVINO runs the same ONNX files: bf16 is a hint on the fp32 model, int8 the QDQ model.
+    assert [target("ov-cpu", p).model for p in ("fp32", "bf16", "int8")] == [("onnx", "fp32")] * 2 + [("onnx", "int8")]
     with pytest.raises(UsageError, match="unknown backend 'nope'"):
         target("nope", "fp32")
 

@@ -1,16 +1,16 @@
-"""Runners: one interface over torch, ONNX Runtime (CPU, CUDA, TensorRT EP) and native TensorRT.
+"""Runners: one interface over torch, ONNX Runtime (CPU, CUDA, TensorRT EP), OpenVINO (CPU) and native TensorRT.
 
-`open_runner(artifact, backend, precision)` builds an inactive runner; use it as
+`open_runner(artifact, backend, precision, threads=N)` builds an inactive runner; use it as
 `with open_runner(...) as r: outputs = r(feeds)`. Importing this package imports no torch,
-onnxruntime or tensorrt: each backend imports its library when its runner is activated.
+onnxruntime, openvino or tensorrt: each backend imports its library when its runner is activated.
+`threads` sets every CPU backend's thread count (default: every core this process may use).
 
-`backend="auto"` uses a fixed preference order:
-- with an NVIDIA GPU: trt (when the artifact holds an engine built for this GPU and TensorRT
-  version) > ort-trt > ort-cuda > torch on CUDA;
-- on a CPU: ort-cpu fp32 (measured fastest fp32 path here, design.md section 8), unless the
-  manifest's optional `recommended.cpu` entry (written by the benchmarks when they measured a
-  faster path within tolerance, e.g. torch compile+bf16) names an available backend.
-The choice is logged and kept in the runner's `.backend` / `.precision`.
+`backend="auto"` picks:
+- with an NVIDIA GPU, a fixed preference order: trt (when the artifact holds an engine built
+  for this GPU and TensorRT version) > ort-trt > ort-cuda > torch on CUDA;
+- on a CPU, by measurement (`infer.runners.probe`): the fastest backend x precision at batch 1
+  whose parity passes its gate, measured on this machine on first use and cached.
+The choice is logged with its reason and kept in the runner's `.backend` / `.precision`.
 """
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ from typing import Any
 
 from ganrt.artifact import Artifact
 from ganrt.errors import ArtifactError, BackendUnavailable, FeedError, UsageError
-from ganrt.targets import BACKENDS, TENSORRT, target
+from ganrt.targets import BACKENDS, OPENVINO, TENSORRT, Target, target
 from infer.runners.base import Runner, RunnerNotActive, example_feeds, validate_feeds
-from infer.runners.devices import cuda_device_count
+from infer.runners.devices import cpu_count, cuda_device_count
 
 log = logging.getLogger("ganrt.infer")
 
 ORT_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt")
-# GPU preference order of `auto` (fastest first); the CPU order is ort-cpu alone.
+# GPU preference order of `auto` (fastest first); on a CPU, auto measures.
 GPU_PREFERENCE = ("trt", "ort-trt", "ort-cuda", "torch")
 
 __all__ = ["BACKENDS", "BackendUnavailable", "FeedError", "Runner", "RunnerNotActive", "available_backends",
@@ -52,6 +52,8 @@ def available_backends() -> list[str]:
         found += [b for b, p in (("ort-cpu", "CPUExecutionProvider"), ("ort-cuda", "CUDAExecutionProvider"),
                                  ("ort-trt", "TensorrtExecutionProvider"))
                   if p in providers and (b == "ort-cpu" or gpu)]
+    if _installed("openvino"):
+        found.append("ov-cpu")
     # torch is imported only when a GPU and TensorRT are both present (the runner needs CUDA torch).
     if gpu and _installed("tensorrt") and _installed("torch"):
         import torch
@@ -79,7 +81,8 @@ def _engine_fits_here(artifact: Artifact) -> bool:
     return entry.get("tensorrt") == tensorrt.__version__ and entry.get("gpu") == gpu_info()["gpu"]
 
 
-def choose_backend(artifact: Artifact, precision: str | None = None) -> tuple[str, str | None, dict[str, Any]]:
+def choose_backend(artifact: Artifact, precision: str | None = None,
+                   threads: int | None = None) -> tuple[str, str | None, dict[str, Any]]:
     """(backend, precision, options) that `auto` picks for this artifact on this machine."""
     have = available_backends()
     if cuda_device_count() > 0:
@@ -91,28 +94,35 @@ def choose_backend(artifact: Artifact, precision: str | None = None) -> tuple[st
             if backend == "torch":
                 return backend, precision, {"device": "cuda"}
             return backend, precision, {}
-    recommended = (artifact.manifest.recommended or {}).get("cpu")
-    if recommended and recommended.get("backend") in have:
-        return recommended["backend"], recommended.get("precision"), dict(recommended.get("options", {}))
-    if "ort-cpu" in have:
-        return "ort-cpu", precision, {}
-    if "torch" in have:
-        return "torch", precision, {}
-    raise BackendUnavailable("no backend can run here: pip install onnxruntime (or torch)")
+    from infer.runners.probe import measured_choice
+
+    best, why, measurements = measured_choice(artifact, have, threads or cpu_count(), precision)
+    log.info("backend auto -> %s %s for %s: %s (measurements: %s)", best.backend, best.precision, artifact.name,
+             why, measurements)
+    return best.backend, best.precision, {}
+
+
+def _openvino_model(art: Artifact, tgt: Target) -> Path:
+    """The IR export wrote for this target's model (.xml beside its .bin), else the ONNX file itself."""
+    entry = art.manifest.model(OPENVINO, tgt.model[1])
+    if entry is not None and art.path_of(entry["file"]).is_file() and art.path_of(entry["weights"]).is_file():
+        return art.path_of(entry["file"])
+    return art.model_path(tgt)
 
 
 def open_runner(artifact: Artifact | str | Path, backend: str = "auto", precision: str | None = None,
-                **options: Any) -> Runner:
+                threads: int | None = None, **options: Any) -> Runner:
     """An inactive runner for `artifact` on `backend` ("auto" picks; see the module doc).
 
-    `precision` is one the backend runs (`ganrt.targets`): fp32, fp16 or int8 for ONNX
-    backends, fp32 or bf16 for torch; None means fp32, or the engine's own precision for trt.
+    `precision` is one the backend runs (`ganrt.targets`): fp32, fp16 or int8 for ONNX Runtime,
+    fp32, bf16 or int8 for ov-cpu, fp32 or bf16 for torch; None means fp32, or the engine's own
+    precision for trt. `threads`: CPU threads of torch, ONNX Runtime and OpenVINO (default: all cores).
     """
     art = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
+    threads = threads or cpu_count()
     if backend == "auto":
-        backend, precision, auto_options = choose_backend(art, precision)
+        backend, precision, auto_options = choose_backend(art, precision, threads)
         options = {**auto_options, **options}
-        log.info("backend auto -> %s (%s) for %s", backend, precision or "default precision", art.name)
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
     if backend == "trt":
@@ -139,7 +149,14 @@ def open_runner(artifact: Artifact | str | Path, backend: str = "auto", precisio
 
         options.setdefault("bf16", tgt.precision == "bf16")
         load = generator_loader(art.variant, art.manifest.config, model)
-        return TorchRunner(load, art.inputs, art.outputs, **common, **options)
+        return TorchRunner(load, art.inputs, art.outputs, threads=threads, **common, **options)
+    if backend == "ov-cpu":
+        from ganrt.locations import cache_root
+        from infer.runners.openvino_runner import OpenVinoRunner, compiled_loader
+
+        load = compiled_loader(_openvino_model(art, tgt), tgt.precision, hint=options.pop("hint", "latency"),
+                               threads=threads, cache_dir=cache_root() / "openvino")
+        return OpenVinoRunner(load, art.inputs, art.outputs, precision=tgt.precision, **common, **options)
     if backend in ORT_BACKENDS:
         from infer.runners.onnxrt import OrtRunner, session_loader
 
@@ -147,10 +164,10 @@ def open_runner(artifact: Artifact | str | Path, backend: str = "auto", precisio
         if backend == "ort-trt":
             trt_flags = {"trt_fp16": tgt.precision in ("fp16", "int8"), "trt_int8": tgt.precision == "int8",
                          "cache_dir": art.root / "ort-trt-cache"}
-        session_options = {k: options.pop(k) for k in ("intra_op_threads", "device_id") if k in options}
+        session_options = {k: options.pop(k) for k in ("device_id",) if k in options}
         recorded = art.manifest.model(*tgt.model) or {}
-        load = session_loader(model, backend, **session_options, **trt_flags, sha256=recorded.get("sha256"),
-                              size=recorded.get("bytes"))
+        load = session_loader(model, backend, threads=threads, **session_options, **trt_flags,
+                              sha256=recorded.get("sha256"), size=recorded.get("bytes"))
         return OrtRunner(load, art.inputs, art.outputs, backend=backend, precision=tgt.precision,
                          device_id=session_options.get("device_id", 0), **common, **options)
     from infer.runners.tensorrt_runner import TrtRunner, engine_loader

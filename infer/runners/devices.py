@@ -1,12 +1,51 @@
-"""What GPU this machine has, found cheaply (no torch/onnxruntime/tensorrt import for the count)."""
+"""What this machine has, found cheaply: its CPU (name, ISA extensions, cores) and GPUs (no library import for the count)."""
 from __future__ import annotations
 
 import ctypes
 import functools
+import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+# The vector/matrix ISA extensions that decide which inference kernels a CPU runs.
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (with family/model for unnamed virtual CPUs)."""
+    fields: dict[str, str] = {}
+    for line in _cpuinfo().splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", platform.processor() or platform.machine() or "unknown CPU")
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    return name
+
+
+def cpu_flags() -> list[str]:
+    """Which of CPU_FEATURES this CPU has."""
+    m = re.search(r"^flags\s*:(.*)$", _cpuinfo(), re.MULTILINE)
+    have = set(m.group(1).split()) if m else set()
+    return [f for f in CPU_FEATURES if f in have]
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity mask, as taskset or a container sets it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @functools.lru_cache(maxsize=1)

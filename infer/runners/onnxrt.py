@@ -77,7 +77,7 @@ def providers_for(backend: str, *, device_id: int = 0, trt_fp16: bool = False, t
     return [("TensorrtExecutionProvider", trt_options), cuda, "CPUExecutionProvider"]
 
 
-def session_loader(model_path: Path, backend: str, *, intra_op_threads: int | None = None, device_id: int = 0,
+def session_loader(model_path: Path, backend: str, *, threads: int | None = None, device_id: int = 0,
                    trt_fp16: bool = False, trt_int8: bool = False, cache_dir: Path | None = None,
                    sha256: str | None = None, size: int | None = None) -> Callable[[], "ort.InferenceSession"]:
     """A loader that builds an InferenceSession for `backend` (nothing is imported until it is called).
@@ -95,8 +95,8 @@ def session_loader(model_path: Path, backend: str, *, intra_op_threads: int | No
             raise BackendUnavailable(f"{backend} needs an NVIDIA GPU and its driver; none is visible here")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads:
-            options.intra_op_num_threads = intra_op_threads
+        if threads:
+            options.intra_op_num_threads = threads
         providers = providers_for(backend, device_id=device_id, trt_fp16=trt_fp16, trt_int8=trt_int8, cache_dir=cache_dir)
         check_model_file(Path(model_path), sha256, size)
         errors = ort.capi.onnxruntime_pybind11_state

@@ -53,15 +53,16 @@ def bf16_supported(device_type: str) -> bool:
 
 
 class TorchRunner(Runner):
-    """The PyTorch generator in eval mode on CPU or CUDA; options `compile` (torch.compile) and `bf16` (autocast)."""
+    """The PyTorch generator in eval mode on CPU or CUDA; options `compile` (torch.compile), `bf16` (autocast), `threads`."""
 
     def __init__(self, load: Callable[[], "nn.Module"], *args: Any, device: str = "cpu", compile: bool = False,
-                 bf16: bool = False, **kwargs: Any) -> None:
+                 bf16: bool = False, threads: int | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("precision", "bf16" if bf16 else "fp32")
         super().__init__(load, *args, backend="torch", **kwargs)
         self.device = device
         self.compile = compile
         self.bf16 = bf16
+        self.threads = threads
         self._module: Any = None
         self._torch: Any = None
 
@@ -76,6 +77,8 @@ class TorchRunner(Runner):
         if self.bf16 and not bf16_supported(device_type):
             raise BackendUnavailable(f"bf16 autocast does not run on this {device_type} (needs oneDNN with bf16 "
                                      f"on CPUs, compute capability 8.0+ on GPUs): use bf16=False")
+        if self.threads:
+            torch.set_num_threads(self.threads)  # intra-op threads: process-wide in torch
         module = module.to(self.device).eval()
         self._module = torch.compile(module) if self.compile else module
         self._torch = torch
