@@ -16,6 +16,8 @@ from infer.server.endpoints import ENDPOINTS, Service
 from infer.server.errors import add_error_handlers
 from infer.server.guard import Guard
 from infer.server.metrics import Metrics
+from infer.server.page import add_page
+from infer.server.stream import add_stream
 
 log = logging.getLogger("ganrt.infer.server")
 
@@ -51,7 +53,7 @@ def create_app(model: Generator, options: ServiceOptions | None = None) -> FastA
                   description=_description(service), lifespan=lifespan)
     app.add_middleware(Guard, max_body=options.max_body_bytes, metrics=metrics)
     add_error_handlers(app)
-    for add in ENDPOINTS:
+    for add in (*ENDPOINTS, add_stream, add_page):
         add(app, service)
     return app
 

@@ -10,7 +10,7 @@ from infer.server.errors import error_response
 from infer.server.metrics import Metrics
 
 # Paths counted under their own name in the metrics; any other is "other" (bounded label values).
-ENDPOINTS = ("/v1/generate", "/v1/translate", "/health", "/metrics", "/openapi.json", "/docs")
+ENDPOINTS = ("/v1/generate", "/v1/translate", "/health", "/metrics", "/openapi.json", "/docs", "/")
 
 
 class PayloadTooLarge(StarletteHTTPException):
