@@ -143,8 +143,8 @@ class TritonInstall:
         return env
 
 
-class TritonFailed(RuntimeError):
-    """The server exited before it was ready, or did not become ready in time."""
+class TritonFailed(BackendUnavailable):
+    """The server exited before it was ready, or did not become ready in time (its log says why)."""
 
 
 class TritonServer:
