@@ -259,21 +259,25 @@ class TritonServer:
 def repository_of(artifact: Artifact) -> Iterator[tuple[Path, str]]:
     """(repository, Python-backend model name) for `artifact`: its own triton/, else one written to a temp folder.
 
-    Artifacts exported before the Python-backend model existed, and the shipped one (which
-    leaves triton/ out), get a fresh repository with that model and the fp32 ONNX model it runs.
+    The Python-backend model is the one of the manifest's `triton.models` with a `1/model.py`.
+    Artifacts exported before it existed, and the shipped one (which leaves triton/ out), get a
+    fresh repository with that model and the fp32 ONNX model it runs, written by export's writer.
     """
-    from export.triton import PYTHON_RUNS, python_model_name, write_repository
-
-    name = python_model_name(artifact.name)
     own = artifact.root / "triton"
-    if (own / name / "config.pbtxt").is_file() and (own / name / "1" / "model.py").is_file():
-        yield own, name
+    listed = (artifact.manifest.triton or {}).get("models", [])
+    found = [m for m in listed if (own / m / "config.pbtxt").is_file() and (own / m / "1" / "model.py").is_file()]
+    if found:
+        yield own, found[0]
         return
+    try:
+        from export.triton import PYTHON_RUNS, python_model_name, write_repository
+    except ImportError:
+        raise ArtifactError(f"artifact {artifact.name} has no Python-backend model in its triton/, and writing one "
+                            "needs ganrt's export package: re-export the artifact with python -m export") from None
     onnx = artifact.model_path(target("ort-cpu", PYTHON_RUNS))
-    if not onnx.is_file():
-        raise ArtifactError(f"artifact {artifact.name} has no fp32 ONNX model for Triton's Python backend")
     with tempfile.TemporaryDirectory(prefix="ganrt-triton-repo-") as tmp:
         repo = Path(tmp) / "triton"
+        name = python_model_name(artifact.name)
         log.info("%s has no %s in its triton/: serving a repository written to %s", artifact.name, name, repo)
         write_repository(repo, artifact.name, {PYTHON_RUNS: onnx}, artifact.inputs, artifact.outputs,
                          artifact.manifest.batch.max)
