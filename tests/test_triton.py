@@ -237,3 +237,11 @@ def _ready(client: Any) -> bool:
         return bool(client.is_server_ready())
     except Exception:  # noqa: BLE001 - not listening yet
         return False
+
+
+def test_cli_without_a_triton_environment_is_a_one_line_error(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "infer", "triton", "--triton-env", str(tmp_path / "nothing")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: no Triton environment") and "nvidia-pytriton" in proc.stderr
