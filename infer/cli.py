@@ -1,4 +1,4 @@
-"""`python -m infer {sample,translate,serve,webcam,backends}`: run an exported artifact.
+"""`python -m infer {sample,translate,serve,webcam,triton,backends}`: run an exported artifact.
 
 Each command's options are a dataclass (`infer.options`); `ganrt.config` makes their flags.
 Exit codes: 0 done, 2 bad usage or input (one-line message, no traceback), 1 a bug
@@ -23,7 +23,15 @@ from ganrt.artifact import MANIFEST
 from ganrt.atomic import atomic_write_bytes
 from ganrt.errors import BadImage, InputError, UsageError
 from ganrt.locations import ARTIFACTS_ROOT, shipped_artifact
-from infer.options import ModelOptions, ProbeOptions, SampleOptions, ServeOptions, TranslateOptions, WebcamOptions
+from infer.options import (
+    ModelOptions,
+    ProbeOptions,
+    SampleOptions,
+    ServeOptions,
+    TranslateOptions,
+    TritonOptions,
+    WebcamOptions,
+)
 
 log = logging.getLogger("ganrt.infer")
 
@@ -36,6 +44,7 @@ EXAMPLES = f"""examples:
   python -m infer sample artifacts/cgan --n 16 --labels 3 --grid threes.png
   python -m infer translate artifacts/cyclegan photos/ sketches/
   python -m infer serve artifacts/cyclegan --port 8000
+  python -m infer triton artifacts/cyclegan --http-port 8000 --grpc-port 8001
   python -m infer webcam artifacts/cyclegan --source 0
   python -m infer webcam --source clip.mp4 --out translated.mp4 --no-window
 ARTIFACT defaults to the newest directory under {ARTIFACTS_ROOT}/, else the CycleGAN (photo -> sketch)
@@ -226,6 +235,31 @@ def cmd_webcam(args: argparse.Namespace, opts: WebcamOptions) -> int:
     return 0
 
 
+def cmd_triton(args: argparse.Namespace, opts: TritonOptions) -> int:
+    """triton: a Triton Inference Server on the artifact's repository until Ctrl-C."""
+    from ganrt.artifact import Artifact
+    from infer.server.app import is_loopback
+    from infer.tritonserver import TritonInstall, TritonServer, repository_of
+
+    install = TritonInstall.find(opts.triton_env)  # a missing Triton fails before anything starts
+    artifact = Artifact.load(args.artifact if args.artifact is not None else default_artifact())
+    if not is_loopback(opts.host):
+        log.warning("listening on %s: reachable from other machines, and there is no authentication", opts.host)
+    with repository_of(artifact) as (repository, model), \
+            TritonServer([repository], [model], host=opts.host, http_port=opts.http_port, grpc_port=opts.grpc_port,
+                         metrics_port=opts.metrics_port, install=install) as server:
+        print(f"Triton serves {model} (the Python backend running {artifact.name}'s fp32 ONNX model): "
+              f"HTTP {server.url}/v2/models/{model}/infer, gRPC {server.grpc_url}, metrics "
+              f"http://{opts.host}:{opts.metrics_port}/metrics; Ctrl-C stops it", flush=True)
+        try:
+            code = server.wait()
+        except KeyboardInterrupt:
+            code = server.stop()
+            print("Triton stopped" + ("" if code == 0 else f" (exit code {code})"), flush=True)
+            return 0 if code == 0 else 1
+    raise UsageError(f"tritonserver exited by itself with code {code} (its log is above)")
+
+
 def cmd_backends(args: argparse.Namespace, opts: None) -> int:
     """backends: what can run here."""
     from infer.runners import available_backends
@@ -317,6 +351,11 @@ COMMANDS = {
                      "Time each backend x precision this machine and artifact offer at batch 1 (each backend in a "
                      "fresh process) and compare it with the reference within its parity gate; cache the "
                      "measurements (what `--backend auto` reads) and print them with auto's pick."),
+    "triton": Command(cmd_triton, TritonOptions, _artifact_arg, "serve the artifact on a real Triton Inference Server",
+                      "Start Triton (the nvidia-pytriton wheel's server, in a Triton environment: see --triton-env) "
+                      "on the artifact's triton/ repository, serving its Python-backend model (ONNX Runtime, dynamic "
+                      "batching) over HTTP and gRPC. An artifact without that model gets a repository written to a "
+                      "temp folder. Ctrl-C stops it."),
     "backends": Command(cmd_backends, None, _backends_args, "list the backends available on this machine",
                         "List the inference backends that can run here (and, given an artifact, which one auto "
                         "picks for it)."),

@@ -155,3 +155,17 @@ class WebcamOptions(ModelOptions):
     realtime: bool = opt(False, "treat a video file like a camera: paced at its frame rate, stale frames dropped")
     max_frames: int | None = opt(None, "stop after this many frames", min=1, default_text="no limit")
     json: bool = opt(False, "print the final stats as JSON")
+
+
+@dataclass
+class TritonOptions:
+    """`triton`: a Triton Inference Server on the artifact's repository (its Python-backend model)."""
+
+    host: str = opt("127.0.0.1", "address Triton listens on (127.0.0.1: this machine only; there is no "
+                                 "authentication)")
+    http_port: int = opt(8000, "HTTP port (KServe v2: POST /v2/models/<name>/infer)", min=1)
+    grpc_port: int = opt(8001, "gRPC port", min=1)
+    metrics_port: int = opt(8002, "Prometheus metrics port (/metrics)", min=1)
+    triton_env: Path | None = opt(None, "Python environment with nvidia-pytriton, numpy<2 and onnxruntime (Triton's "
+                                        "server and its Python backend's interpreter)", metavar="DIR",
+                                  default_text="$GANRT_TRITON_ENV, else ./.venv-triton, else this environment")

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -149,69 +150,57 @@ def test_image_section_describes_pre_and_post_processing(exported: dict[str, Art
     assert exported["dcgan"].manifest.image.dynamic_size is False
 
 
-def triton_model_config() -> type:
-    """A subset of Triton's model_config.proto (inference.ModelConfig), defined here for text_format parsing.
+def _triton_config(path: Path) -> Any:
+    """config.pbtxt parsed with Triton's own model_config.proto (tritonclient's copy): unknown fields fail."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
 
-    Field names and numbers are the proto's; an unknown or misspelled field in config.pbtxt fails to parse.
-    """
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
 
-    fd = descriptor_pb2.FileDescriptorProto(name="ganrt_test_triton.proto", package="inference", syntax="proto3")
-    dtype = fd.enum_type.add(name="DataType")
-    for i, n in enumerate(["INVALID", "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
-                           "INT64", "FP16", "FP32", "FP64", "STRING", "BF16"]):
-        dtype.value.add(name=f"TYPE_{n}", number=i)
-    F = descriptor_pb2.FieldDescriptorProto
-    one, many = F.LABEL_OPTIONAL, F.LABEL_REPEATED
 
-    def message(name: str, fields: list[tuple[str, int, int, int, str]]) -> None:
-        msg = fd.message_type.add(name=name)
-        for fname, number, ftype, label, type_name in fields:
-            field = msg.field.add(name=fname, number=number, type=ftype, label=label)
-            if type_name:
-                field.type_name = type_name
-
-    message("ModelTensorReshape", [("shape", 1, F.TYPE_INT64, many, "")])
-    tensor = [("name", 1, F.TYPE_STRING, one, ""), ("data_type", 2, F.TYPE_ENUM, one, ".inference.DataType"),
-              ("reshape", 5, F.TYPE_MESSAGE, one, ".inference.ModelTensorReshape")]
-    message("ModelInput", tensor + [("dims", 4, F.TYPE_INT64, many, "")])
-    message("ModelOutput", tensor + [("dims", 3, F.TYPE_INT64, many, "")])
-    message("ModelDynamicBatching", [("preferred_batch_size", 1, F.TYPE_INT32, many, ""),
-                                     ("max_queue_delay_microseconds", 2, F.TYPE_UINT64, one, "")])
-    message("ModelConfig", [("name", 1, F.TYPE_STRING, one, ""), ("platform", 2, F.TYPE_STRING, one, ""),
-                            ("max_batch_size", 4, F.TYPE_INT32, one, ""),
-                            ("input", 5, F.TYPE_MESSAGE, many, ".inference.ModelInput"),
-                            ("output", 6, F.TYPE_MESSAGE, many, ".inference.ModelOutput"),
-                            ("dynamic_batching", 11, F.TYPE_MESSAGE, one, ".inference.ModelDynamicBatching"),
-                            ("backend", 17, F.TYPE_STRING, one, "")])
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fd)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
+def _assert_tensors_match(cfg: Any, art: Artifact, name: str) -> None:
+    assert cfg.max_batch_size == art.manifest.batch.max and cfg.dynamic_batching.max_queue_delay_microseconds > 0
+    assert [i.name for i in cfg.input] == [s.name for s in art.inputs]
+    assert [o.name for o in cfg.output] == [s.name for s in art.outputs]
+    for tensor, spec in zip(list(cfg.input) + list(cfg.output), art.inputs + art.outputs):
+        expected = [-1 if d is None else d for d in spec.shape[1:]] or [1]  # batch dim is Triton's
+        assert list(tensor.dims) == expected, spec.name
+    types = {i.name: i.data_type for i in cfg.input}
+    if name == "cgan":
+        assert types["label"] == 9 and types["z"] == 11  # TYPE_INT64, TYPE_FP32
+        label = next(i for i in cfg.input if i.name == "label")
+        assert label.HasField("reshape") and list(label.reshape.shape) == []
 
 
 @pytest.mark.parametrize("name", ["cyclegan", "cgan"])
 def test_triton_configs_parse_and_name_the_right_tensors(exported: dict[str, Artifact], name: str) -> None:
-    from google.protobuf import text_format
-
     art = exported[name]
-    model_config = triton_model_config()
     repo = art.root / "triton"
-    assert sorted(p.name for p in repo.iterdir()) == sorted(f"{art.name}_{p}" for p in ("fp32", "fp16", "int8"))
+    expected_models = [f"{art.name}_{p}" for p in ("fp32", "fp16", "int8", "python")]
+    assert sorted(p.name for p in repo.iterdir()) == sorted(expected_models)
+    assert art.manifest.triton == {"repository": "triton", "models": expected_models}
     for precision in ("fp32", "fp16", "int8"):
         model_dir = repo / f"{art.name}_{precision}"
-        cfg = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config())
+        cfg = _triton_config(model_dir / "config.pbtxt")
         assert cfg.name == model_dir.name and cfg.platform == "onnxruntime_onnx"
-        assert cfg.max_batch_size == art.manifest.batch.max and cfg.dynamic_batching.max_queue_delay_microseconds > 0
-        assert [i.name for i in cfg.input] == [s.name for s in art.inputs]
-        assert [o.name for o in cfg.output] == [s.name for s in art.outputs]
-        for tensor, spec in zip(list(cfg.input) + list(cfg.output), art.inputs + art.outputs):
-            expected = [-1 if d is None else d for d in spec.shape[1:]] or [1]  # batch dim is Triton's
-            assert list(tensor.dims) == expected, spec.name
-        types = {i.name: i.data_type for i in cfg.input}
-        if name == "cgan":
-            assert types["label"] == 9 and types["z"] == 11  # TYPE_INT64, TYPE_FP32
-            assert list(next(i for i in cfg.input if i.name == "label").reshape.shape) == []
+        _assert_tensors_match(cfg, art, name)
         assert (model_dir / "1" / "model.onnx").read_bytes() == art.model_path(target("ort-cpu", precision)).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["cyclegan", "cgan"])
+def test_triton_python_model_runs_the_fp32_onnx_file_without_a_copy(exported: dict[str, Artifact], name: str) -> None:
+    from export.triton import PYTHON_MODEL_SOURCE
+
+    art = exported[name]
+    model_dir = art.root / "triton" / f"{art.name}_python"
+    cfg = _triton_config(model_dir / "config.pbtxt")
+    assert cfg.name == model_dir.name and cfg.backend == "python" and not cfg.platform
+    _assert_tensors_match(cfg, art, name)
+    assert [(g.kind, g.count) for g in cfg.instance_group] == [(2, 1)]  # KIND_CPU, one instance
+    onnx = (model_dir / cfg.parameters["onnx_model"].string_value).resolve()
+    assert onnx == (art.root / "triton" / f"{art.name}_fp32" / "1" / "model.onnx").resolve()
+    assert sorted(p.name for p in (model_dir / "1").iterdir()) == ["model.py"]  # no second ONNX file
+    assert (model_dir / "1" / "model.py").read_bytes() == PYTHON_MODEL_SOURCE.read_bytes()
 
 
 def test_output_names_never_shadow_input_names() -> None:

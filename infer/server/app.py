@@ -17,6 +17,8 @@ from infer.server.endpoints import ENDPOINTS, Service
 from infer.server.errors import add_error_handlers
 from infer.server.guard import Guard
 from infer.server.metrics import Metrics
+from infer.server.page import add_page
+from infer.server.stream import add_stream
 
 if TYPE_CHECKING:
     import uvicorn
@@ -56,7 +58,7 @@ def create_app(model: Generator, options: ServiceOptions | None = None) -> FastA
     app.add_middleware(Guard, max_body=options.max_body_bytes, metrics=metrics,
                        limit_concurrency=options.limit_concurrency)
     add_error_handlers(app)
-    for add in ENDPOINTS:
+    for add in (*ENDPOINTS, add_stream, add_page):
         add(app, service)
     return app
 

@@ -35,8 +35,13 @@ async def _closed(request: Request, exc: BatcherClosed) -> JSONResponse:
     return error_response(503, "busy", "the service is shutting down", {"Retry-After": "5"})
 
 
+def input_error_status(exc: InputError) -> tuple[int, str]:
+    """(HTTP status, kind) of a bad input, as the service answers it (the WebSocket stream sends the kind)."""
+    return next((s, k) for t, s, k in _INPUT_ERRORS if isinstance(exc, t))
+
+
 async def _bad_input(request: Request, exc: InputError) -> JSONResponse:
-    status, kind = next((s, k) for t, s, k in _INPUT_ERRORS if isinstance(exc, t))
+    status, kind = input_error_status(exc)
     return error_response(status, kind, str(exc))
 
 

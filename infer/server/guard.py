@@ -18,7 +18,7 @@ from infer.server.metrics import Metrics
 log = logging.getLogger("ganrt.infer.server")
 
 # Paths counted under their own name in the metrics; any other is "other" (bounded label values).
-ENDPOINTS = ("/v1/generate", "/v1/translate", "/health", "/metrics", "/openapi.json", "/docs")
+ENDPOINTS = ("/v1/generate", "/v1/translate", "/health", "/metrics", "/openapi.json", "/docs", "/")
 # The status a request that its client abandoned is counted under (nginx's "client closed request").
 CLIENT_CLOSED = 499
 

@@ -26,6 +26,9 @@ class Metrics:
         self.queue_depth = Gauge("ganrt_queue_depth", "Items waiting for a batch", registry=r)
         self.rejected = Gauge("ganrt_queue_rejected", "Requests refused because the queue was full (total)",
                               registry=r)
+        self.streams = Gauge("ganrt_stream_connections", "Open WebSocket streams (WS /v1/stream)", registry=r)
+        self.stream_frames = Counter("ganrt_stream_frames", "Stream jobs by result: ok, dropped (replaced by a newer "
+                                     "one before it ran), error", ["result"], registry=r)
         info = Gauge("ganrt_model_info", "The model served (value 1)", ["artifact", "variant", "backend"], registry=r)
         info.labels(model.name, model.variant, model.backend).set(1)
 
