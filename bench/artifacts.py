@@ -70,10 +70,12 @@ class ModelSpec:
 
     def weights_note(self) -> str:
         """Where the weights come from, for extra_info and the report."""
+        # Relative to the checkout when it is one; an installed package's path otherwise.
+        shown = SHIPPED_GENERATOR.relative_to(REPO) if SHIPPED_GENERATOR.is_relative_to(REPO) else SHIPPED_GENERATOR
         if self.shipped and SHIPPED_GENERATOR.is_file():
-            return f"trained: {SHIPPED_GENERATOR.relative_to(REPO)}"
+            return f"trained: {shown}"
         if self.shipped:
-            return f"{SHIPPED_GENERATOR.relative_to(REPO)} not found: its quick-preset architecture, {INIT_NOTE}"
+            return f"{shown} not found: its quick-preset architecture, {INIT_NOTE}"
         return INIT_NOTE
 
 

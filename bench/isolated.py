@@ -83,7 +83,8 @@ def _work(job: Job, feeds: dict[str, np.ndarray], folder: Path) -> Result:
     """In the worker: open the runner, first call, warm-up, timed rounds, close."""
     from bench import machine
     from bench.measure import MemoryWatch, rounds_for
-    from infer.runners import BackendUnavailable, open_runner
+    from ganrt.errors import BackendUnavailable
+    from infer.runners import open_runner
 
     sync = None
     if job.cuda:

@@ -10,7 +10,6 @@ practical peak the reports divide by.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import logging
 import os
 import re
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from export.provenance import package_version
 from infer.runners.devices import cpu_flags, cpu_model
 
 log = logging.getLogger("ganrt.bench")
@@ -143,17 +143,10 @@ def rss_mb(pid: int | str = "self") -> float | None:
     return round(kb / 1024, 1) if kb is not None else None
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 @functools.lru_cache(maxsize=1)
 def versions() -> dict[str, Any]:
     """Versions of everything a timing depends on."""
-    found: dict[str, Any] = {p: _version(p) for p in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "openvino",
+    found: dict[str, Any] = {p: package_version(p) for p in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "openvino",
                                                       "tensorrt", "numpy", "opencv-python-headless",
                                                       "pytest-benchmark")}
     found = {k: v for k, v in found.items() if v is not None}

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """The installed version of `package`, None when it is not installed."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -17,7 +18,7 @@ def _version(package: str) -> str | None:
 
 def ganrt_version() -> str | None:
     """The installed ganrt version, else the one in this checkout's pyproject.toml."""
-    installed = _version("ganrt")
+    installed = package_version("ganrt")
     if installed:
         return installed
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
@@ -31,7 +32,7 @@ def ganrt_version() -> str | None:
 def tool_versions() -> dict[str, str | None]:
     """Versions of the tools that made the artifact (None: not installed)."""
     versions = {"ganrt": ganrt_version()}
-    versions.update({p: _version(p) for p in ("torch", "onnx", "onnxruntime", "onnxslim")})
+    versions.update({p: package_version(p) for p in ("torch", "onnx", "onnxruntime", "onnxslim")})
     # tensorrt is imported only where installed; its version is what engines are tied to.
     versions["tensorrt"] = None
     if importlib.util.find_spec("tensorrt") is not None:

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -242,6 +243,9 @@ def cmd_triton(args: argparse.Namespace, opts: TritonOptions) -> int:
     from infer.tritonserver import TritonInstall, TritonServer, repository_of
 
     install = TritonInstall.find(opts.triton_env)  # a missing Triton fails before anything starts
+    # Triton runs in its own session, so a SIGTERM to us (a service manager, `timeout`) would orphan
+    # it: take SIGTERM as Ctrl-C, which stops it.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     artifact = Artifact.load(args.artifact if args.artifact is not None else default_artifact())
     if not is_loopback(opts.host):
         log.warning("listening on %s: reachable from other machines, and there is no authentication", opts.host)

@@ -203,7 +203,8 @@ def test_an_artifact_without_a_python_model_gets_a_temporary_repository(cyclegan
         assert repository == cyclegan_artifact / "triton"
 
 
-def test_cli_serves_the_shipped_artifact_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_cli_serves_the_shipped_artifact_and_stops_on_ctrl_c(stop: int, tmp_path: Path) -> None:
     install = _install()
     ports = {"--http-port": free_port(), "--grpc-port": free_port(), "--metrics-port": free_port()}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -225,7 +226,7 @@ def test_cli_serves_the_shipped_artifact_and_stops_on_ctrl_c(tmp_path: Path) -> 
             # Triton answers before the CLI's own readiness poll sees it: Ctrl-C once it says it serves.
             while "Triton serves" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(stop)
             code = proc.wait(60)
         finally:
             if proc.poll() is None:
@@ -233,6 +234,8 @@ def test_cli_serves_the_shipped_artifact_and_stops_on_ctrl_c(tmp_path: Path) -> 
     text = log.read_text()
     assert code == 0, text[-3000:]
     assert "Triton serves cyclegan-photo2sketch_python" in text and "Triton stopped" in text
+    with http.InferenceServerClient(f"127.0.0.1:{ports['--http-port']}") as client:
+        assert not _ready(client)  # tritonserver went with the CLI, not orphaned in its own session
 
 
 def _ready(client: Any) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ganrt import config as config_mod
 from ganrt.errors import UsageError
+from ganrt.locations import RUNS_ROOT
 from train import registry
 from train.config import RUN_CONFIG, read_run_config
 
@@ -40,7 +41,7 @@ def _base_parser(add_help: bool) -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the variants and exit")
     p.add_argument("--preset", help="named settings: quick (a 2-core CPU in minutes), paper, ... (default: quick for a new run)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its latest checkpoint")
-    p.add_argument("--runs", type=Path, default=Path("runs"), metavar="DIR", help="where new runs go (default: runs)")
+    p.add_argument("--runs", type=Path, default=RUNS_ROOT, metavar="DIR", help=f"where new runs go (default: {RUNS_ROOT})")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation at the end")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     return p

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from ganrt import config as config_mod
 from ganrt.atomic import remove_temp_files
 from ganrt.errors import DataError, UsageError
+from ganrt.locations import RUNS_ROOT
 from train import checkpoint as ckpt
 from train.config import save_run_config
 from train.interrupt import Stopped, StopRequests
@@ -355,7 +356,7 @@ class Trainer:
         return SummaryWriter(str(self.run_dir / "tensorboard"))
 
 
-def run_training(variant: Variant, cfg: Any, runs_root: Path = Path("runs"), resume: Path | None = None,
+def run_training(variant: Variant, cfg: Any, runs_root: Path = RUNS_ROOT, resume: Path | None = None,
                  evaluate: bool = True, on_ready: Callable[[Path], None] | None = None) -> Path:
     """Train (or resume) a run and evaluate it; returns the run directory."""
     if not variant.trainable:

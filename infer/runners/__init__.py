@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ganrt.artifact import Artifact
-from ganrt.errors import ArtifactError, BackendUnavailable, FeedError, UsageError
+from ganrt.errors import ArtifactError, UsageError
 from ganrt.targets import BACKENDS, OPENVINO, TENSORRT, Target, target
 from infer.runners.base import Runner, RunnerNotActive, example_feeds, validate_feeds
 from infer.runners.devices import cpu_count, cuda_device_count
@@ -31,8 +31,7 @@ ORT_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt")
 # GPU preference order of `auto` (fastest first); on a CPU, auto measures.
 GPU_PREFERENCE = ("trt", "ort-trt", "ort-cuda", "torch")
 
-__all__ = ["BACKENDS", "BackendUnavailable", "FeedError", "Runner", "RunnerNotActive", "available_backends",
-           "example_feeds", "open_runner", "validate_feeds"]
+__all__ = ["Runner", "RunnerNotActive", "available_backends", "example_feeds", "open_runner", "validate_feeds"]
 
 
 def _installed(module: str) -> bool:
