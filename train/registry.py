@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from ganrt.errors import UsageError
+from ganrt.registry import Registry
 from ganrt.signature import TensorSpec
 
 if TYPE_CHECKING:
@@ -52,33 +52,10 @@ class Variant:
         return self.step is not None
 
 
-_REGISTRY: dict[str, Variant] = {}
-
-
-def register(variant: Variant) -> Variant:
-    """Add a variant; a duplicate name is a programming error."""
-    if variant.name in _REGISTRY:
-        raise ValueError(f"variant {variant.name!r} is already registered")
-    _REGISTRY[variant.name] = variant
-    return variant
-
-
-def get(name: str) -> Variant:
-    """Look a variant up by name; an unknown name lists the valid ones."""
-    _load_builtin_variants()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        valid = ", ".join(sorted(_REGISTRY))
-        raise UsageError(f"unknown variant {name!r}; choose one of: {valid}") from None
-
-
-def names() -> list[str]:
-    """Registered variant names, in registration order."""
-    _load_builtin_variants()
-    return list(_REGISTRY)
-
-
 def _load_builtin_variants() -> None:
     # Variants are imported explicitly (torchvision's models/_api.py pattern), once.
     import train.variants  # noqa: F401
+
+
+_REGISTRY: Registry[Variant] = Registry("variant", _load_builtin_variants)
+register, get, names = _REGISTRY.register, _REGISTRY.get, _REGISTRY.names

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 
 from export.importers.placement import Layer, PlacementError
-from ganrt.errors import UsageError
+from ganrt.registry import Registry
 
 State = dict[str, torch.Tensor]
 
@@ -41,35 +41,13 @@ class Layout:
     plan: Callable[[State], Plan]
 
 
-_LAYOUTS: dict[str, Layout] = {}
-
-
-def register(layout: Layout) -> Layout:
-    """Add a layout; a duplicate name is a programming error."""
-    if layout.name in _LAYOUTS:
-        raise ValueError(f"layout {layout.name!r} is already registered")
-    _LAYOUTS[layout.name] = layout
-    return layout
-
-
-def get(name: str) -> Layout:
-    """A layout by name; an unknown name lists the valid ones."""
-    _load_builtin_layouts()
-    try:
-        return _LAYOUTS[name]
-    except KeyError:
-        raise UsageError(f"unknown layout {name!r}; choose one of: {', '.join(_LAYOUTS)}") from None
-
-
-def names() -> list[str]:
-    """Registered layout names, in registration order."""
-    _load_builtin_layouts()
-    return list(_LAYOUTS)
-
-
 def _load_builtin_layouts() -> None:
     import export.importers.junyanz  # noqa: F401
     import export.importers.pytorch_gan  # noqa: F401
+
+
+_LAYOUTS: Registry[Layout] = Registry("layout", _load_builtin_layouts)
+register, get, names = _LAYOUTS.register, _LAYOUTS.get, _LAYOUTS.names
 
 
 # ---- helpers the layouts share ---------------------------------------------------------------
