@@ -19,6 +19,8 @@ log = logging.getLogger("ganrt.infer.server")
 
 # Paths counted under their own name in the metrics; any other is "other" (bounded label values).
 ENDPOINTS = ("/v1/generate", "/v1/translate", "/health", "/metrics", "/openapi.json", "/docs", "/")
+# What uvicorn's HTTP/1 parsers put in scope["http_version"] for real clients; any other is refused.
+HTTP_VERSIONS = ("1.0", "1.1")
 # The status a request that its client abandoned is counted under (nginx's "client closed request").
 CLIENT_CLOSED = 499
 
@@ -81,6 +83,11 @@ class Guard:
 
     async def _admit(self, scope: dict, receive: Any, send: Any) -> None:
         """The body first, then a place among the requests in progress, then the app."""
+        version = scope.get("http_version", "1.1")
+        if version not in HTTP_VERSIONS:
+            # 505 would be the server's fault by its class; an invented version is the client's mistake.
+            await error_response(400, "invalid_request", f"unsupported HTTP version {version!r}")(scope, receive, send)
+            return
         declared = _declared_length(scope)
         if declared is not None and declared < 0:
             await error_response(400, "invalid_request", "bad Content-Length header")(scope, receive, send)
