@@ -143,6 +143,14 @@ class TritonInstall:
         return env
 
 
+def _terminate_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 class TritonFailed(BackendUnavailable):
     """The server exited before it was ready, or did not become ready in time (its log says why)."""
 
@@ -190,9 +198,10 @@ class TritonServer:
         self._staging = tempfile.TemporaryDirectory(prefix="ganrt-triton-")
         command = self.command(self.install.stage_backends(Path(self._staging.name)))
         log.debug("starting %s", " ".join(command))
-        # Its own session: a terminal's Ctrl-C reaches us, and we stop it once (stop()).
+        # Its own session: a terminal's Ctrl-C reaches us, and we stop it once (stop()). Killed
+        # with us (SIGKILL leaves no time for stop()) it gets SIGTERM from the kernel, not an orphan's life.
         self.proc = subprocess.Popen(command, env=self.install.environment(), stdout=self.log, stderr=self.log,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_terminate_with_parent)
         try:
             self._wait_ready()
         except BaseException:  # not ready, or Ctrl-C while waiting: never leave it running

@@ -9,6 +9,7 @@ OpenVINO's compiled models) is a session folder too, so tests never read or writ
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,18 @@ TINY_RUNS = {
     "cyclegan": {"steps": 1, "size": 32, "ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 1, "eval_samples": 8},
     "cgan": {"steps": 1, "batch_size": 4, "eval_samples": 8},
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the Ctrl-C tests' subprocesses see SIGINT even when pytest itself runs in a background job.
+
+    A shell starts background jobs with SIGINT ignored; an ignored signal stays ignored across
+    exec, and Python then installs no KeyboardInterrupt handler, so a child would never see the
+    tests' Ctrl-C. A handled signal is reset to its default on exec, which Python turns into
+    KeyboardInterrupt.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

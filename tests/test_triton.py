@@ -238,6 +238,29 @@ def test_cli_serves_the_shipped_artifact_and_stops_on_ctrl_c(stop: int, tmp_path
         assert not _ready(client)  # tritonserver went with the CLI, not orphaned in its own session
 
 
+def test_tritonserver_stops_when_the_cli_is_killed(tmp_path: Path) -> None:
+    install = _install()
+    ports = {"--http-port": free_port(), "--grpc-port": free_port(), "--metrics-port": free_port()}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env["GANRT_TRITON_ENV"] = str(install.python.parent.parent)
+    command = [sys.executable, "-m", "infer", "triton", *(str(x) for kv in ports.items() for x in kv)]
+    with (tmp_path / "cli.log").open("wb") as out:
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    with http.InferenceServerClient(f"127.0.0.1:{ports['--http-port']}") as client:
+        try:
+            deadline = time.monotonic() + 120
+            while not _ready(client) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert _ready(client), (tmp_path / "cli.log").read_text()[-3000:]
+        finally:
+            proc.kill()  # no time for a clean stop: the kernel's parent-death signal must end Triton
+            proc.wait(30)
+        deadline = time.monotonic() + 60
+        while _ready(client) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _ready(client), "tritonserver outlived the killed CLI"
+
+
 def _ready(client: Any) -> bool:
     try:
         return bool(client.is_server_ready())
