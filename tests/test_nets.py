@@ -20,6 +20,7 @@ from train.nets import (
     MLPDiscriminator,
     MLPGenerator,
     PatchDiscriminator,
+    ProjectionDiscriminator28,
     ResnetGenerator,
     UnetGenerator,
     init_weights,
@@ -292,6 +293,8 @@ GRAD_CASES = [
     pytest.param(lambda: DCGAN64Discriminator(8, norm="layer"), lambda: (torch.randn(4, 3, 64, 64),), id="dcgan64-D"),
     pytest.param(lambda: ConditionalGenerator28(16, 10, 8), lambda: (torch.randn(4, 16), torch.arange(4)), id="cgan-G"),
     pytest.param(lambda: ConditionalDiscriminator28(10, 1), lambda: (torch.randn(4, 1, 28, 28), torch.arange(4)), id="cgan-D"),
+    pytest.param(lambda: ProjectionDiscriminator28(10, 1), lambda: (torch.randn(4, 1, 28, 28), torch.arange(4)), id="cgan-D-projection"),
+    pytest.param(lambda: ProjectionDiscriminator28(10, 1, class_head=True), lambda: (torch.randn(4, 1, 28, 28), torch.arange(4)), id="cgan-D-acgan"),
     pytest.param(lambda: ResnetGenerator(ngf=8, n_blocks=2), lambda: (torch.randn(2, 3, 32, 32),), id="resnet-G"),
     pytest.param(lambda: ResnetGenerator(ngf=8, n_blocks=2, norm="batch", dropout=True), lambda: (torch.randn(2, 3, 32, 32),), id="resnet-G-bn"),
     pytest.param(lambda: UnetGenerator(num_downs=6, ngf=8), lambda: (torch.randn(2, 3, 64, 64),), id="unet-G"),
@@ -331,6 +334,27 @@ def test_conditional_discriminator_follows_label() -> None:
     image = torch.randn(1, 1, 28, 28).repeat(2, 1, 1, 1)
     score = d(image, torch.tensor([2, 7]))
     assert (score[0] - score[1]).abs().max() > 1e-5
+
+
+@torch.no_grad()
+def test_projection_discriminator_starts_unconditional_and_adds_the_class_term() -> None:
+    d = ProjectionDiscriminator28().eval()
+    image = torch.randn(1, 1, 28, 28).repeat(2, 1, 1, 1)
+    labels = torch.tensor([2, 7])
+    torch.testing.assert_close(d(image, labels), d.discriminator(image))  # zero projection at the start
+    nn.init.normal_(d.class_projection.weight, 0.0, 0.02)  # as training moves it
+    features = d.discriminator.features(image).flatten(1)
+    expected = d.discriminator(image) + (d.class_projection.weight[labels] * features).sum(1, keepdim=True)
+    torch.testing.assert_close(d(image, labels), expected)
+    assert (d(image, labels)[0] - d(image, labels)[1]).abs().max() > 1e-5
+    # With AC-GAN's class head: the same score, then class logits from the same features.
+    with_head = ProjectionDiscriminator28(class_head=True).eval()
+    with_head.discriminator.load_state_dict(d.discriminator.state_dict())
+    with_head.class_projection.load_state_dict(d.class_projection.state_dict())
+    out = with_head(image, labels)
+    assert out.shape == (2, 11)
+    torch.testing.assert_close(out[:, :1], expected)
+    torch.testing.assert_close(out[:, 1:], with_head.class_head(features))
 
 
 # --------------------------------------------------------------------------- ONNX export

@@ -21,6 +21,7 @@ from ganrt.errors import CheckpointError, UsageError
 from train import registry
 from train.checkpoint import build_generator
 from train.cli import main as train_main
+from train.eval import not_better_than_untrained
 from train.trainer import Trainer, TrainingDiverged, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,11 +117,45 @@ def test_every_variant_trains_and_evaluates(name, tmp_path):
     assert lines[-1]["step"] == 2 and all(np.isfinite(v) for k, v in lines[-1].items() if k != "time")
     result = json.loads((run / "eval.json").read_text())
     assert "step_0" in result and "step_2" in result
+    # Two steps rarely beat the untrained net on every score; whatever they miss is listed with both values.
+    worse = result["not_better_than_untrained"]
+    assert worse == not_better_than_untrained(result["step_0"], result["step_2"])
     # The deployed generator's weights equal the G part of the last checkpoint.
     gen = load_file(str(run / "generator.safetensors"))
     ckpt = load_file(str(run / "checkpoints" / "step_0000002.safetensors"))
     key = next(iter(gen))
     assert torch.equal(gen[key], ckpt[f"{v.generator_key}.{key}"])
+
+
+def test_not_better_than_untrained_reads_each_score_in_its_direction():
+    untrained = {"fcd": 900.0, "classifier_score": 1.5, "label_accuracy": 0.1, "label_accuracy_per_class": [0.1]}
+    assert not_better_than_untrained(untrained, {"fcd": 80.0, "classifier_score": 8.0, "label_accuracy": 0.9}) == {}
+    assert not_better_than_untrained(untrained, {"fcd": 950.0, "classifier_score": 8.0, "label_accuracy": 0.1}) == {
+        "fcd": [900.0, 950.0], "label_accuracy": [0.1, 0.1]}  # a tie is not a win
+    # Translation runs compare the model's scores, not the baselines'.
+    before = {"model": {"l1": 0.3, "psnr": 10.0, "ssim": 0.2}, "baseline_copy_input": {"l1": 0.1}}
+    after = {"model": {"l1": 0.2, "psnr": 9.0, "ssim": float("nan")}, "baseline_copy_input": {"l1": 0.1}}
+    assert not_better_than_untrained(before, after) == {"psnr": [10.0, 9.0], "ssim": [0.2, after["model"]["ssim"]]}
+    assert not_better_than_untrained({"modes_covered": 2, "ks": 0.5}, {"modes_covered": 8, "ks": 0.01}) == {}
+
+
+def test_cgan_auxiliary_class_loss_trains_the_class_head_and_needs_the_projection():
+    from train.variants.cgan import networks
+
+    v, cfg = tiny_cfg("cgan", steps=1)
+    assert cfg.d_label == "projection" and cfg.aux_weight > 0
+    nets = v.networks(cfg)
+    head = nets["D"].class_head.weight.detach().clone()
+    step = v.step(cfg, nets, torch.device("cpu"), False)
+    batches = iter(torch.utils.data.DataLoader(v.dataset(cfg), batch_size=cfg.batch_size))
+    losses = step(lambda: next(batches))
+    assert all(torch.isfinite(x) for x in losses.values())
+    assert not torch.equal(head, nets["D"].class_head.weight)  # the class loss reached it
+    assert networks(config_mod.resolve(v.config, None, {"aux_weight": 0.0}))["D"].class_head is None
+    with pytest.raises(UsageError, match="--aux-weight needs --d-label projection"):
+        networks(config_mod.resolve(v.config, None, {"d_label": "plane"}))
+    assert networks(config_mod.resolve(v.config, None, {"d_label": "plane", "aux_weight": 0.0}))["D"](
+        torch.zeros(2, 1, 28, 28), torch.tensor([1, 2])).shape == (2, 1)
 
 
 def test_build_generator_from_a_generator_file_or_a_checkpoint_in_eval_mode(tmp_path):

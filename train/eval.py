@@ -179,6 +179,27 @@ def evaluate_translation(gen: nn.Module, variant: registry.Variant, cfg: Any, da
 
 
 # -- the whole evaluation ----------------------------------------------------------------
+# Each score a run reports, and whether higher is better; translation scores are the model's.
+HIGHER_IS_BETTER = {
+    "fcd": False, "classifier_score": True, "label_accuracy": True,  # noise-to-image
+    "l1": False, "psnr": True, "ssim": True,  # image-to-image, under "model"
+    "modes_covered": True, "high_quality_fraction": True, "ks": False,  # toy points
+}
+
+
+def not_better_than_untrained(untrained: dict[str, Any], trained: dict[str, Any]) -> dict[str, list[float]]:
+    """The scores on which the trained checkpoint does not beat step 0: {name: [step 0, trained]}."""
+    before, after = untrained.get("model", untrained), trained.get("model", trained)
+    worse = {}
+    for name, higher in HIGHER_IS_BETTER.items():
+        a, b = before.get(name), after.get(name)
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+            continue
+        if not (b > a if higher else b < a):  # also true when either is nan
+            worse[name] = [a, b]
+    return worse
+
+
 def evaluate_run(run_dir: Path, steps: list[int] | None = None) -> dict[str, Any]:
     """Evaluate the step-0 and latest checkpoints (or `steps`), write eval.json, return it."""
     variant, cfg = load_run(run_dir)
@@ -214,8 +235,16 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None) -> dict[str, Any
         else:
             r = evaluate_images(gen, variant, cfg, dataset, clf, real_features)  # type: ignore[arg-type]
         results[f"step_{step}"] = r
+    last = max(wanted)
+    worse = None
+    if "step_0" in results and last != 0:
+        worse = results["not_better_than_untrained"] = not_better_than_untrained(results["step_0"],
+                                                                                  results[f"step_{last}"])
     atomic_write_text(run_dir / "eval.json", json.dumps(results, indent=2))
     log.info("evaluation (%s):\n%s", run_dir / "eval.json", json.dumps(results, indent=2))
+    if worse:  # last, so that it is the line a user sees
+        log.warning("WARNING: after %d steps the generator does not beat its untrained state (step 0) on: %s",
+                    last, ", ".join(f"{k} {a:.4g} -> {b:.4g}" for k, (a, b) in worse.items()))
     return results
 
 

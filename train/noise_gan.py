@@ -81,7 +81,13 @@ def _real_and_labels(batch: Any) -> tuple[Tensor, Tensor | None]:
 
 
 class AdversarialStep(TrainStep):
-    """One D update then one G update with a chosen objective (`cfg.loss`)."""
+    """One D update then one G update with a chosen objective (`cfg.loss`).
+
+    D's first output column is its score. A conditional D may add class logits after it
+    (AC-GAN, Odena et al. 2017): then both updates also minimise the cross-entropy of those
+    logits with the label, weighted by `cfg.aux_weight`; D learns to classify on real images
+    only, so that it cannot learn to call G's mistakes their intended class.
+    """
 
     conditional = False
 
@@ -90,9 +96,15 @@ class AdversarialStep(TrainStep):
         self.adam("D", nets["D"].parameters(), cfg.lr_d, (cfg.beta1, cfg.beta2))
         self.adam("G", nets["G"].parameters(), cfg.lr_g, (cfg.beta1, cfg.beta2))
         self.objective = ADVERSARIAL[cfg.loss]
+        self.aux_weight = float(getattr(cfg, "aux_weight", 0.0))
 
     def _cond(self, labels: Tensor | None) -> tuple[Tensor, ...]:
         return (labels,) if self.conditional else ()
+
+    def _with_class_loss(self, loss: Tensor, out: Tensor, labels: Tensor | None) -> Tensor:
+        if out.shape[1] == 1:
+            return loss
+        return loss + self.aux_weight * nn.functional.cross_entropy(out[:, 1:].float(), labels)
 
     def __call__(self, next_batch: Callable[[], Any]) -> dict[str, Tensor]:
         G, D = self.nets["G"], self.nets["D"]
@@ -101,14 +113,18 @@ class AdversarialStep(TrainStep):
         z = torch.randn(real.shape[0], self.cfg.z_dim, device=self.device)
 
         # (1) Update D: maximize log D(x) + log(1 - D(G(z)))  [or the chosen objective's D side]
+        #     [+ aux_weight * CE(C(x), y) with class logits]
         with self.autocast():
             fake = G(z, *cond)
-            d_loss = self.objective.d_loss(D(real, *cond), D(fake.detach(), *cond))
+            d_real, d_fake = D(real, *cond), D(fake.detach(), *cond)
+            d_loss = self._with_class_loss(self.objective.d_loss(d_real[:, :1], d_fake[:, :1]), d_real, labels)
         self.update("D", d_loss)
 
         # (2) Update G: maximize log D(G(z))  [non-saturating; or the chosen objective's G side]
+        #     [+ aux_weight * CE(C(G(z, y)), y) with class logits]
         with self.autocast():
-            g_loss = self.objective.g_loss(D(fake, *cond))
+            g_out = D(fake, *cond)
+            g_loss = self._with_class_loss(self.objective.g_loss(g_out[:, :1]), g_out, labels)
         self.update("G", g_loss)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 

@@ -7,6 +7,7 @@ from .dcgan import (
     DCGAN28Generator,
     DCGAN64Discriminator,
     DCGAN64Generator,
+    ProjectionDiscriminator28,
 )
 from .init import init_weights
 from .mlp import MLPDiscriminator, MLPGenerator
@@ -28,6 +29,7 @@ __all__ = [
     "MLPDiscriminator",
     "MLPGenerator",
     "PatchDiscriminator",
+    "ProjectionDiscriminator28",
     "ResidualBlock",
     "ResnetGenerator",
     "UnetGenerator",

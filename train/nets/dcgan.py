@@ -213,3 +213,34 @@ class ConditionalDiscriminator28(nn.Module):
         # (channels + 1) x 28 x 28
         label_plane = self.label_map(label).view(-1, 1, 28, 28)  # 1 x 28 x 28
         return self.discriminator(torch.cat([image, label_plane], dim=1))
+
+
+class ProjectionDiscriminator28(nn.Module):
+    """Class-conditional 28x28 projection discriminator (Miyato & Koyama 2018, arXiv:1802.05637).
+
+    D(x, y) = psi(phi(x)) + embed(y) . phi(x): phi is the DCGAN28 discriminator's feature
+    stack, psi its linear head, and the label enters as an inner product with the features
+    instead of as an input plane, so D must judge "is this a y" and not only "is this real".
+    Output (N, 1) logits; with ``class_head`` (AC-GAN's auxiliary classifier, Odena et al.
+    2017, arXiv:1610.09585) (N, 1 + num_classes): the score, then class logits from the same
+    features.
+    """
+
+    def __init__(self, num_classes: int = 10, channels: int = 1, dropout: float = 0.3, class_head: bool = False) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.channels = channels
+        self.discriminator = DCGAN28Discriminator(channels, dropout)
+        self.class_projection = nn.Embedding(num_classes, 128 * 7 * 7)
+        # Zero at the start: D begins as the unconditional one and learns each class's direction.
+        nn.init.zeros_(self.class_projection.weight)
+        self.class_head = nn.Linear(128 * 7 * 7, num_classes) if class_head else None
+
+    def forward(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """Score images (N, channels, 28, 28) given int64 labels (N,): (N, 1) logits [+ (N, num_classes)]."""
+        features = self.discriminator.features(image).flatten(1)  # 128 * 7 * 7
+        projection = (self.class_projection(label) * features).sum(1, keepdim=True)  # 1
+        score = self.discriminator.classifier(features) + projection  # 1
+        if self.class_head is None:
+            return score
+        return torch.cat([score, self.class_head(features)], dim=1)  # 1 + num_classes
