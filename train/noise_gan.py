@@ -81,13 +81,7 @@ def _real_and_labels(batch: Any) -> tuple[Tensor, Tensor | None]:
 
 
 class AdversarialStep(TrainStep):
-    """One D update then one G update with a chosen objective (`cfg.loss`).
-
-    D's first output column is its score. A conditional D may add class logits after it
-    (AC-GAN, Odena et al. 2017): then both updates also minimise the cross-entropy of those
-    logits with the label, weighted by `cfg.aux_weight`; D learns to classify on real images
-    only, so that it cannot learn to call G's mistakes their intended class.
-    """
+    """One D update then one G update with a chosen objective (`cfg.loss`); D's first output column is its score."""
 
     conditional = False
 
@@ -96,15 +90,12 @@ class AdversarialStep(TrainStep):
         self.adam("D", nets["D"].parameters(), cfg.lr_d, (cfg.beta1, cfg.beta2))
         self.adam("G", nets["G"].parameters(), cfg.lr_g, (cfg.beta1, cfg.beta2))
         self.objective = ADVERSARIAL[cfg.loss]
-        self.aux_weight = float(getattr(cfg, "aux_weight", 0.0))
 
     def _cond(self, labels: Tensor | None) -> tuple[Tensor, ...]:
         return (labels,) if self.conditional else ()
 
     def _with_class_loss(self, loss: Tensor, out: Tensor, labels: Tensor | None) -> Tensor:
-        if out.shape[1] == 1:
-            return loss
-        return loss + self.aux_weight * nn.functional.cross_entropy(out[:, 1:].float(), labels)
+        return loss  # unconditional: no class logits
 
     def __call__(self, next_batch: Callable[[], Any]) -> dict[str, Tensor]:
         G, D = self.nets["G"], self.nets["D"]
@@ -130,9 +121,19 @@ class AdversarialStep(TrainStep):
 
 
 class ConditionalStep(AdversarialStep):
-    """AdversarialStep with the class label fed to both networks (Mirza & Osindero 2014)."""
+    """AdversarialStep with the class label fed to both networks (Mirza & Osindero 2014).
+
+    With `cfg.aux_weight` > 0, D's class logits follow its score (AC-GAN, Odena et al. 2017)
+    and both updates also minimise their cross-entropy with the label; D learns to classify
+    on real images only, so that it cannot learn to call G's mistakes their intended class.
+    """
 
     conditional = True
+
+    def _with_class_loss(self, loss: Tensor, out: Tensor, labels: Tensor | None) -> Tensor:
+        if self.cfg.aux_weight == 0:
+            return loss
+        return loss + self.cfg.aux_weight * nn.functional.cross_entropy(out[:, 1:].float(), labels)
 
 
 class WassersteinGPStep(TrainStep):
