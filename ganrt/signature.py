@@ -9,8 +9,10 @@ from typing import Any
 from ganrt.errors import ArtifactError
 
 # How pre/post-processing treats a tensor: an image (NCHW in `range`), noise z ~ N(0, 1),
-# class labels (int, `num_classes`), toy-model points (N, D).
-KINDS = ("image", "noise", "label", "points")
+# class labels (int, `num_classes`; also a categorical latent code or a target domain),
+# continuous latent codes (N, D), uniform in `range` unless the user sets them (InfoGAN),
+# toy-model points (N, D).
+KINDS = ("image", "noise", "label", "code", "points")
 DTYPES = ("float32", "float16", "int64", "int32", "uint8")
 # A manifest that declares more elements than this per batch row is refused before anything
 # is allocated (64 Mi elements: a 4096x4096x4 image).
@@ -74,6 +76,8 @@ class TensorSpec:
             class_names = tuple(class_names) or None
         if kind == "image" and len(shape) != 4:
             raise ArtifactError(f"{where}: an image tensor is NCHW, not {len(shape)}-D")
+        if kind == "code" and (len(shape) != 2 or shape[1] is None or value_range is None):
+            raise ArtifactError(f"{where}: a code tensor is (N, D) with a static D and a range")
         return cls(name, shape, dtype, value_range, kind, num_classes, class_names)
 
 

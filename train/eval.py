@@ -228,7 +228,9 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None) -> dict[str, Any
                                 "classifier_score": classifier_score(logits)}
     for step in wanted:
         gen = ckpt.build_generator(variant.name, config_mod.to_dict(cfg), found[step])
-        if output.kind == "points":
+        if variant.evaluate is not None:
+            r = variant.evaluate(gen, cfg, dataset, clf, real_features)
+        elif output.kind == "points":
             r = evaluate_points(gen, variant, cfg, dataset)
         elif variant.eval_pairs is not None:
             r = evaluate_translation(gen, variant, cfg, dataset)

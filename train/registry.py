@@ -43,6 +43,13 @@ class Variant:
     step: type["TrainStep"] | None = None
     # Image-to-image variants: (held-out inputs, ground-truth targets or None) for evaluation.
     eval_pairs: Callable[[Any, int], tuple["torch.Tensor", "torch.Tensor | None"]] | None = None
+    # A variant's own evaluation, replacing the default for its output kind (e.g. InfoGAN's code
+    # accuracy, StarGAN's per-domain scores): (generator, cfg, dataset, eval classifier or None,
+    # the classifier's features of real images or None) -> the scores of one checkpoint.
+    evaluate: Callable[[Any, Any, Any, Any, Any], dict[str, Any]] | None = None
+    # A variant's own sample grid, replacing the default layout: (cfg, run) -> uint8 HxWx3, where
+    # run(feeds) is the generator (eval mode, no grad) on a dict of CPU tensors named as its inputs.
+    sample_grid: Callable[[Any, Callable[[dict[str, "torch.Tensor"]], "torch.Tensor"]], Any] | None = None
     generator_key: str = "G"
     papers: tuple[str, ...] = field(default_factory=tuple)
 

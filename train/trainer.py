@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -233,23 +234,30 @@ class Trainer:
         gen = _unwrap(self.nets[self.variant.generator_key])
         was_training = gen.training
         gen.eval()
-        feeds = [self.sample_feeds[s.name] for s in self.variant.inputs(self.cfg)]
-        out = gen(*feeds).float()
-        gen.train(was_training)
-        spec = self.variant.output(self.cfg)
-        if spec.kind == "points":
-            if self._reference_points is None:
-                idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(0))[:2000]
-                self._reference_points = torch.stack([self.dataset[int(i)] for i in idx]).numpy()
-            image = points_image(out.cpu().numpy(), self._reference_points)
-        elif feeds[0].dim() == 4:  # translator: input and output side by side
-            pairs = torch.stack([feeds[0], out], 1).flatten(0, 1)
-            image = grid(to_uint8(pairs), cols=8)
-        else:
-            image = grid(to_uint8(out))
+        specs = self.variant.inputs(self.cfg)
+        try:
+            if self.variant.sample_grid is not None:  # the variant lays out its own grid
+                image = self.variant.sample_grid(
+                    self.cfg, lambda f: gen(*(f[s.name].to(self.device) for s in specs)).float().cpu())
+            else:
+                image = self._default_grid(gen, [self.sample_feeds[s.name] for s in specs])
+        finally:
+            gen.train(was_training)
         path = self.samples_dir / f"step_{self.step:07d}.png"
         save_png(path, image)
         return path
+
+    def _default_grid(self, gen: nn.Module, feeds: list[torch.Tensor]) -> np.ndarray:
+        out = gen(*feeds).float()
+        if self.variant.output(self.cfg).kind == "points":
+            if self._reference_points is None:
+                idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(0))[:2000]
+                self._reference_points = torch.stack([self.dataset[int(i)] for i in idx]).numpy()
+            return points_image(out.cpu().numpy(), self._reference_points)
+        if feeds[0].dim() == 4:  # translator: input and output side by side
+            pairs = torch.stack([feeds[0], out], 1).flatten(0, 1)
+            return grid(to_uint8(pairs), cols=8)
+        return grid(to_uint8(out))
 
     # -- the loop ------------------------------------------------------------------
     def fit(self, until: int | None = None) -> None:
