@@ -5,6 +5,11 @@
         sketches = g.translate([photo_rgb])          # list of uint8 HxWx3, same sizes as given
     with load("artifacts/cgan-shapes") as g:
         grid = g.sample(16, labels=3, seed=0)        # uint8 (16, H, W, C)
+    with load("artifacts/infogan-mnist") as g:       # labels: the categorical code; codes: continuous ones
+        digits = g.sample(8, labels=7, codes=[0.8, -0.5], seed=0)
+        sweep = g.sweep(0, steps=10, seed=0)         # a row per category, code 0 from low to high
+    with load("artifacts/stargan-styles") as g:
+        sepia = g.translate(photo_rgb, domain="sepia")
 
 Work is batched internally up to the artifact's max batch; pre/post-processing comes from
 the manifest (`infer.prepost`).
@@ -84,21 +89,32 @@ class Generator:
 
     # ---- noise -> images -----------------------------------------------------------------
 
-    def sample(self, n: int, labels: Any = None, seed: int | None = None) -> np.ndarray:
+    def sample(self, n: int, labels: Any = None, seed: int | None = None, codes: Any = None) -> np.ndarray:
         """n samples: uint8 (n, H, W, C) RGB images, or float32 (n, D) points for toy models.
 
-        `labels`: one class (index or name) for all, or n of them; default cycles through the
-        classes. `seed` makes the result reproducible (same seed, same images, any batching).
+        `labels`: one class (index or name; InfoGAN: the categorical code) for all, or n of them;
+        default cycles through the classes. `codes` (models with continuous codes): D values for
+        all samples or n rows of D, inside the codes' range; default drawn uniformly from `seed`.
+        `seed` makes the result reproducible (same seed, same images, any batching).
         """
-        feeds, _ = self.processor.noise_feeds(n, labels, seed)
+        feeds, _ = self.processor.noise_feeds(n, labels, seed, codes)
+        return self.processor.outputs_to_user(self.run(feeds))
+
+    def sweep(self, code: int, steps: int = 10, seed: int | None = None) -> np.ndarray:
+        """The InfoGAN picture: a row per class (categorical code), columns sweeping continuous code `code`
+        evenly over its range with the other codes at the range's middle and one z per row -> uint8 (rows*steps, H, W, C)."""
+        feeds = self.processor.sweep_feeds(code, steps, seed)
         return self.processor.outputs_to_user(self.run(feeds))
 
     # ---- images -> images ----------------------------------------------------------------
 
     def translate(self, images: np.ndarray | Sequence[np.ndarray], channel_order: str = "RGB",
                   size: int | tuple[int, int] | None = None, max_side: int | None = None,
-                  side: int | str = TRAINED) -> np.ndarray | list[np.ndarray]:
+                  side: int | str = TRAINED, domain: Any = None) -> np.ndarray | list[np.ndarray]:
         """uint8 HWC image(s) -> translated uint8 image(s) of the same size(s) and channel order.
+
+        `domain` (a multi-domain model, e.g. StarGAN: required): the target domain, by index or name,
+        for all images or one per image.
 
         Accepts one HWC array (returns one), an NHWC array (returns NHWC) or a list (returns a
         list). Images are fitted to the model (see `Processor.plan`): by default their longer side
@@ -107,11 +123,12 @@ class Generator:
         image's own size.
         """
         if isinstance(images, np.ndarray) and images.ndim in (2, 3):
-            return self.translate([images], channel_order, size, max_side, side)[0]
+            return self.translate([images], channel_order, size, max_side, side, domain)[0]
         batch_array = isinstance(images, np.ndarray)
         items = list(images)
         if not items:
             return np.empty((0,), np.uint8) if batch_array else []
+        targets = self.processor.domains(len(items), domain)  # checked before any image is resized
         plans = [self.processor.plan(check_image(im).shape[:2], size, max_side, side) for im in items]
         results: list[np.ndarray | None] = [None] * len(items)
         # Images that fit to the same model size run together, up to max_batch at a time.
@@ -121,19 +138,21 @@ class Generator:
         for idx in groups.values():
             for s in range(0, len(idx), self.max_batch):
                 chunk = idx[s:s + self.max_batch]
+                chunk_targets = None if targets is None else targets[chunk]
                 for i, img in zip(chunk, self._translate_same_size([items[i] for i in chunk],
-                                                                   [plans[i] for i in chunk], channel_order)):
+                                                                   [plans[i] for i in chunk], channel_order,
+                                                                   chunk_targets)):
                     results[i] = img
         out = [r for r in results if r is not None]
         if batch_array:
             return np.stack(out)
         return out
 
-    def _translate_same_size(self, images: list[np.ndarray], plans: list[Plan], channel_order: str) -> list[np.ndarray]:
+    def _translate_same_size(self, images: list[np.ndarray], plans: list[Plan], channel_order: str,
+                             targets: np.ndarray | None) -> list[np.ndarray]:
         x = np.stack([self.processor.image_to_model(im, p, channel_order) for im, p in zip(images, plans)])
-        assert self.processor.image_input is not None
-        y = self.processor.to_uint8(self.run({self.processor.image_input.name: x})[self.processor.output.name],
-                                    channel_order)
+        feeds = self.processor.translate_feeds(x, None if targets is None else list(targets))
+        y = self.processor.to_uint8(self.run(feeds)[self.processor.output.name], channel_order)
         return [self.processor.restore(img, p) for img, p in zip(y, plans)]
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -146,7 +165,8 @@ class Generator:
             fmt = self.processor.in_format
             assert fmt is not None
             h, w = fmt.default_size or (fmt.size_multiple * 16, fmt.size_multiple * 16)
-            self.translate(np.zeros((h, w, fmt.channels), np.uint8))
+            domain = 0 if self.processor.label_input is not None else None
+            self.translate(np.zeros((h, w, fmt.channels), np.uint8), domain=domain)
 
     def close(self) -> None:
         """Release the runner (sessions, engines, memory)."""

@@ -84,12 +84,18 @@ def cmd_sample(args: argparse.Namespace, opts: SampleOptions) -> int:
             raise UsageError(f"{model.name} is an image-to-image model ({model.variant}): "
                              "use `python -m infer translate` instead")
         labels: Any = opts.labels[0] if opts.labels is not None and len(opts.labels) == 1 else opts.labels
-        feeds, seed = model.processor.noise_feeds(opts.n, labels, opts.seed)
+        if opts.sweep is not None:
+            if opts.labels is not None or opts.codes is not None:
+                raise UsageError("--sweep draws every class and sets the codes itself: leave out --labels and --codes")
+            feeds, seed = model.processor.sweep_feeds(opts.sweep, opts.steps, opts.seed), opts.seed or 0
+        else:
+            feeds, seed = model.processor.noise_feeds(opts.n, labels, opts.seed, opts.codes)
         samples = Samples.from_outputs(model.processor, feeds, seed, model.run(feeds))
-        atomic_write_bytes(opts.grid, encode_png(samples.picture(ncol=opts.ncol)))
+        ncol = opts.ncol or (opts.steps if opts.sweep is not None else None)
+        atomic_write_bytes(opts.grid, encode_png(samples.picture(ncol=ncol)))
         if opts.npz:
             atomic_write_bytes(opts.npz, samples.to_npz())
-    print(f"wrote {opts.grid} ({opts.n} {'points' if samples.points else 'samples'}, seed {seed})"
+    print(f"wrote {opts.grid} ({len(samples.values)} {'points' if samples.points else 'samples'}, seed {seed})"
           + (f" and {opts.npz}" if opts.npz else ""))
     return 0
 
@@ -171,7 +177,8 @@ def _translate_batch(model: Any, batch: list[tuple[Path, Path]], opts: Translate
             log.error("cannot translate %s: %s", path, e)
             failed.append(path)
     if ready:
-        for (out, _), image in zip(ready, model.translate([im for _, im in ready], side=opts.size)):
+        for (out, _), image in zip(ready, model.translate([im for _, im in ready], side=opts.size,
+                                                          domain=opts.domain)):
             atomic_write_bytes(out, encode_png(image))
     return failed
 
@@ -191,6 +198,7 @@ def cmd_translate(args: argparse.Namespace, opts: TranslateOptions) -> int:
     with _load(artifact, opts) as model:
         if model.kind != "translate":
             raise UsageError(f"{model.name} samples from noise ({model.variant}): use `python -m infer sample` instead")
+        model.processor.domains(1, opts.domain)  # a missing or unknown domain fails before any image is read
         side = model.processor.long_side(opts.size)
         log.info("translating at %s", f"{side} pixels on the longer side" if side else "each image's own size")
         with logging_redirect_tqdm(), tqdm(total=len(todo), unit="img", desc="translate") as bar:
@@ -224,7 +232,8 @@ def cmd_webcam(args: argparse.Namespace, opts: WebcamOptions) -> int:
     parse_source(opts.source)  # a bad source fails before the model loads
     with _load(args.artifact, opts) as model:
         stats = run_pipeline(model, opts.source, out=opts.out, window=opts.window, size=opts.size,
-                             realtime=True if opts.realtime else None, max_frames=opts.max_frames)
+                             realtime=True if opts.realtime else None, max_frames=opts.max_frames,
+                             domain=opts.domain)
     print(json.dumps(stats.summary()) if opts.json else stats.report())
     if opts.out is not None and stats.written:
         print(f"wrote {opts.out} ({stats.written} frames)")

@@ -84,9 +84,16 @@ class SampleOptions(ModelOptions):
                                           "points get a scatter plot")
     npz: Path | None = opt(None, "also write the raw uint8 images (or points) and labels as .npz", metavar="FILE",
                            default_text="not written")
-    labels: tuple[str, ...] | None = opt(None, "class(es) for a conditional model: one for all samples, or n of them "
-                                               "(indices or class names)", metavar="LABEL",
-                                         default_text="cycle through the classes")
+    labels: tuple[str, ...] | None = opt(None, "class(es) for a conditional model (InfoGAN: the categorical code): one "
+                                               "for all samples, or n of them (indices or class names)",
+                                         metavar="LABEL", default_text="cycle through the classes")
+    codes: tuple[float, ...] | None = opt(None, "continuous codes (InfoGAN): one value per code, the same for all "
+                                                "samples, inside the codes' range (see the manifest)", metavar="C",
+                                          default_text="drawn from the seed")
+    sweep: int | None = opt(None, "draw the InfoGAN picture instead: a row per class, columns sweeping this "
+                                  "continuous code over its range (the other codes mid-range, one z); --n is ignored",
+                            min=0, metavar="CODE", default_text="no sweep")
+    steps: int = opt(10, "columns of a --sweep", min=2, max=64)
     seed: int | None = opt(None, "noise seed: the same seed gives the same images", default_text="random")
     ncol: int | None = opt(None, "grid columns", min=1, default_text="ceil(sqrt(n))")
 
@@ -101,6 +108,8 @@ class TranslateOptions(ModelOptions):
     pairs: str | None = opt(None, "the inputs are side-by-side A|B pair files (as pix2pix datasets ship them): AtoB "
                                   "translates each left half, BtoA each right half", choices=("AtoB", "BtoA"),
                             default_text="whole images")
+    domain: str | None = opt(None, "target domain of a multi-domain model (StarGAN), by name or index; required "
+                                   "for one", default_text="none (single-domain models)")
 
 
 @dataclass
@@ -153,6 +162,8 @@ class WebcamOptions(ModelOptions):
     window: bool = opt(True, "show a window; --no-window on headless machines (needed with opencv-python-headless)")
     size: int | str = side_option("the frames")
     realtime: bool = opt(False, "treat a video file like a camera: paced at its frame rate, stale frames dropped")
+    domain: str | None = opt(None, "first target domain of a multi-domain model (StarGAN), by name or index; keys 1-9 "
+                                   "switch domains in the window", default_text="the first domain")
     max_frames: int | None = opt(None, "stop after this many frames", min=1, default_text="no limit")
     json: bool = opt(False, "print the final stats as JSON")
 

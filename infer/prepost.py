@@ -4,8 +4,10 @@ Users hand over uint8 HWC images (RGB unless they say BGR: OpenCV frames are BGR
 uint8 HWC images back; the model sees NCHW float32 in the manifest's `image.value_range`, at
 a size it accepts (`image.size_multiple`, `default_size`, `dynamic_size`, `min_size`): by
 default the size it was trained at, resized back afterwards. Noise models get
-`z` from a seed and labels checked against `num_classes`. Nothing here knows a variant by
-name: everything comes from the manifest's `inputs`, `outputs` and `image` sections.
+`z` from a seed, labels (a class, or a categorical code) checked against `num_classes` and
+continuous codes checked against their range; a translator with a label input (StarGAN's
+target domain) gets the domain its caller names. Nothing here knows a variant by name:
+everything comes from the manifest's `inputs`, `outputs` and `image` sections.
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class Processor:
         self.image_input = by_kind.get("image")
         self.noise_input = by_kind.get("noise")
         self.label_input = by_kind.get("label")
+        self.code_input = by_kind.get("code")
         self.output = self.outputs[0]
         # "translate": image in, image out; "noise": z (and label) in, image or points out.
         self.kind = "translate" if self.image_input is not None else "noise"
@@ -119,10 +122,46 @@ class Processor:
             out[i] = value
         return out
 
-    def noise_feeds(self, n: int, labels: Any = None, seed: int | None = None) -> tuple[dict[str, np.ndarray], int]:
-        """Feeds for n samples: z ~ N(0, 1) from `seed` (a fresh one if None), plus labels.
+    def codes(self, n: int, codes: Any, rng: np.random.Generator) -> np.ndarray | None:
+        """Continuous codes (N, D) for n samples: `codes` checked (D values for all, or n rows of D, inside
+        the code's range), or drawn uniformly in the range from `rng` when None; None for a model without."""
+        spec = self.code_input
+        if spec is None:
+            if codes is not None and np.size(codes):
+                raise InputError("this model takes no continuous codes")
+            return None
+        d, (lo, hi) = int(spec.shape[1] or 0), spec.range or (-1.0, 1.0)
+        if codes is None:
+            return rng.uniform(lo, hi, (n, d)).astype(np.float32)
+        arr = np.asarray(codes) if not isinstance(codes, str) else np.asarray(None)
+        if arr.dtype.kind not in "iuf":
+            raise InputError(f"codes must be numbers: {d} values for all samples, or n rows of {d}")
+        if arr.ndim == 1 and arr.shape[0] == d:
+            arr = np.broadcast_to(arr, (n, d))
+        if arr.shape != (n, d):
+            raise InputError(f"codes: this model takes {d} continuous codes (one set of {d} values for all "
+                             f"samples, or n={n} rows of {d}), got shape {list(arr.shape)}")
+        if not np.isfinite(arr).all() or arr.min() < lo or arr.max() > hi:
+            raise InputError(f"codes out of range: each must be a number in [{lo:g}, {hi:g}], "
+                             f"got values from {arr.min():g} to {arr.max():g}")
+        return np.ascontiguousarray(arr, dtype=np.float32)
 
-        Returns (feeds, seed used). The same seed gives the same z whatever the batching.
+    def domains(self, n: int, domain: Any) -> np.ndarray | None:
+        """The target domain of n images (a translator with a label input): checked like labels, and required."""
+        if self.label_input is None:
+            if domain is not None:
+                raise InputError("this model translates into one domain: it takes no domain")
+            return None
+        if domain is None:
+            names = f": one of {list(self.class_names)}" if self.class_names else f" 0..{(self.num_classes or 1) - 1}"
+            raise InputError(f"this model translates into {self.num_classes} domains: name the target domain{names}")
+        return self.labels(n, domain)
+
+    def noise_feeds(self, n: int, labels: Any = None, seed: int | None = None,
+                    codes: Any = None) -> tuple[dict[str, np.ndarray], int]:
+        """Feeds for n samples: z ~ N(0, 1) from `seed` (a fresh one if None), plus labels and codes.
+
+        Returns (feeds, seed used). The same seed gives the same z (and drawn codes) whatever the batching.
         """
         if self.kind != "noise":
             raise UnsupportedOperation("this artifact translates images; it does not sample from noise")
@@ -132,13 +171,39 @@ class Processor:
             seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
         assert self.noise_input is not None
         dims = tuple(int(d) for d in self.noise_input.shape[1:])
-        z = np.random.default_rng(seed).standard_normal((n, *dims), dtype=np.float32)
-        feeds = {self.noise_input.name: z}
+        rng = np.random.default_rng(seed)
+        feeds = {self.noise_input.name: rng.standard_normal((n, *dims), dtype=np.float32)}
         lab = self.labels(n, labels)
         if lab is not None:
             assert self.label_input is not None
             feeds[self.label_input.name] = lab.astype(self.label_input.dtype)
+        code = self.codes(n, codes, rng)  # drawn after z, so that z is the same with or without codes
+        if code is not None:
+            assert self.code_input is not None
+            feeds[self.code_input.name] = code
         return feeds, int(seed)
+
+    def sweep_feeds(self, code: int, steps: int = 10, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Feeds for the InfoGAN picture, row-major: a row per class, `steps` columns sweeping continuous code
+        `code` evenly over its range; the other codes sit mid-range and one z (from `seed`, default 0) is
+        shared by every cell, so rows differ only by class and columns only by the swept code."""
+        spec = self.code_input
+        if spec is None or self.noise_input is None:
+            raise UnsupportedOperation("this model has no continuous codes to sweep")
+        d, (lo, hi) = int(spec.shape[1] or 0), spec.range or (-1.0, 1.0)
+        if isinstance(code, bool) or not isinstance(code, (int, np.integer)) or not 0 <= code < d:
+            raise InputError(f"this model has {d} continuous codes: sweep one of 0..{d - 1}, not {code!r}")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 2 <= steps <= 64:
+            raise InputError(f"steps must be an integer in [2, 64], not {steps!r}")
+        rows = self.num_classes or 1
+        dims = tuple(int(x) for x in self.noise_input.shape[1:])
+        z = np.random.default_rng(0 if seed is None else seed).standard_normal((1, *dims), dtype=np.float32)
+        codes = np.full((rows * steps, d), (lo + hi) / 2, np.float32)
+        codes[:, code] = np.tile(np.linspace(lo, hi, steps, dtype=np.float32), rows)
+        feeds = {self.noise_input.name: np.repeat(z, rows * steps, axis=0), spec.name: codes}
+        if self.label_input is not None:
+            feeds[self.label_input.name] = np.repeat(np.arange(rows), steps).astype(self.label_input.dtype)
+        return feeds
 
     # ---- images -------------------------------------------------------------------------
 
@@ -221,8 +286,8 @@ class Processor:
 
     def images_to_feeds(self, images: Sequence[np.ndarray], channel_order: str = "RGB",
                         size: int | tuple[int, int] | None = None, max_side: int | None = None,
-                        side: int | str = TRAINED) -> tuple[dict[str, np.ndarray], list[Plan]]:
-        """Images that fit to one model size -> ({input: NCHW float32}, plans); sizes must agree."""
+                        side: int | str = TRAINED, domain: Any = None) -> tuple[dict[str, np.ndarray], list[Plan]]:
+        """Images that fit to one model size -> ({input: NCHW float32, [domain]}, plans); sizes must agree."""
         if self.kind != "translate":
             raise UnsupportedOperation("this artifact samples from noise; it does not translate images")
         if len(images) == 0:
@@ -231,8 +296,17 @@ class Processor:
         if len({p.model_hw for p in plans}) != 1:
             raise InputError("images fit to different model sizes: feed them separately (or pass size=)")
         x = np.stack([self.image_to_model(im, p, channel_order) for im, p in zip(images, plans)])
+        return self.translate_feeds(x, domain), plans
+
+    def translate_feeds(self, x: np.ndarray, domain: Any = None) -> dict[str, np.ndarray]:
+        """Model-ready images (NCHW) -> the feeds of one call, with the target domain when the model takes one."""
         assert self.image_input is not None
-        return {self.image_input.name: x}, plans
+        feeds = {self.image_input.name: x}
+        target = self.domains(len(x), domain)
+        if target is not None:
+            assert self.label_input is not None
+            feeds[self.label_input.name] = target.astype(self.label_input.dtype)
+        return feeds
 
     def to_uint8(self, y: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
         """Model output NCHW float -> uint8 NHWC (clipped), in `channel_order`."""

@@ -1,7 +1,8 @@
 """`python -m infer webcam`: live translation of a camera or a video file, original | translated.
 
 Three threads: capture (reads frames), inference (translates, overlays FPS and latency, writes
---out), and the main thread (shows the window, handles `q`/Esc and Ctrl-C).
+--out), and the main thread (shows the window, handles `q`/Esc, the domain keys of a multi-domain
+model, and Ctrl-C).
 
 Frame policy:
 - live source (a camera index such as 0, or an rtsp/http stream, or `realtime=True`): the
@@ -201,15 +202,41 @@ class _Fps:
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
 
+class DomainSwitch:
+    """The target domain of a multi-domain model (StarGAN), switched live: keys 1-9 pick one, Tab the next."""
+
+    def __init__(self, processor: Any, first: Any = None) -> None:
+        """`first`: a domain name or index (checked now), default the first; nothing to switch without domains."""
+        k = processor.num_classes if processor.label_input is not None else None
+        self.names: tuple[str, ...] = (processor.class_names or tuple(str(i) for i in range(k))) if k else ()
+        self.index: int | None = int(processor.domains(1, 0 if first is None else first)[0]) if k else None
+
+    @property
+    def name(self) -> str | None:
+        """The active domain's name (None for a single-domain model)."""
+        return None if self.index is None else self.names[self.index]
+
+    def key(self, key: int) -> None:
+        """Follow a key press: 1..9 the domain of that number (if there is one), Tab the next one."""
+        if self.index is None:
+            return
+        if ord("1") <= key <= ord("9") and key - ord("1") < len(self.names):
+            self.index = key - ord("1")
+        elif key == 9:  # Tab
+            self.index = (self.index + 1) % len(self.names)
+
+
 def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, window: bool = False,
                  size: int | str = TRAINED, realtime: bool | None = None, stop: threading.Event | None = None,
-                 max_frames: int | None = None, on_frame: Callable[[np.ndarray], None] | None = None) -> PipelineStats:
+                 max_frames: int | None = None, on_frame: Callable[[np.ndarray], None] | None = None,
+                 domain: Any = None) -> PipelineStats:
     """Translate `source` frame by frame with `model` (an `infer.api.Generator`); returns the stats.
 
     `size`: longer side of the model input, aspect kept (TRAINED: the artifact's trained size;
     NATIVE: the frame's own size; or pixels). `realtime`: treat a video file like a camera (paced
     at its FPS, stale frames dropped); default: only cameras and streams are live. `stop`: set it
-    to end the run (as `q` does). `max_frames`: stop after capturing that many.
+    to end the run (as `q` does). `max_frames`: stop after capturing that many. `domain`: the first target
+    domain of a multi-domain model (keys 1-9 and Tab switch it in the window).
     """
     src, live = parse_source(source)
     if realtime is not None:
@@ -217,7 +244,8 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
     is_file = isinstance(src, str) and "://" not in src
     if model.kind != "translate":
         raise UsageError(f"{model.name} samples from noise ({model.variant}); the webcam needs an image-to-image model")
-    model.processor.long_side(size)  # a bad size fails before the source opens
+    model.processor.long_side(size)  # a bad size or domain fails before the source opens
+    switch = DomainSwitch(model.processor, domain)
 
     if window:
         ok, why = display_available()
@@ -315,12 +343,14 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
                     break
                 frame, t_read = item
                 t0 = time.perf_counter()
-                translated = model.translate(frame, channel_order="BGR", side=size)
+                target = switch.index  # read once: the key handler may switch it meanwhile
+                translated = model.translate(frame, channel_order="BGR", side=size, domain=target)
                 composed = side_by_side(frame, translated)
                 t1 = time.perf_counter()
                 rate = fps.tick()
                 latency_ms = (t1 - t0) * 1000
-                overlay(composed, [f"{rate:5.1f} FPS  {latency_ms:6.1f} ms", f"{model.backend}"])
+                overlay(composed, [f"{rate:5.1f} FPS  {latency_ms:6.1f} ms", f"{model.backend}",
+                                   *([f"domain: {switch.names[target]} (1-9, Tab)"] if target is not None else [])])
                 stats.processing_ms.append(latency_ms)
                 stats.age_ms.append((t1 - t_read) * 1000)
                 stats.processed += 1
@@ -351,6 +381,7 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
                 key = cv2.waitKey(1) & 0xFF
                 if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                     stop.set()
+                switch.key(key)
             else:
                 threads[1].join(0.1)
             if stop.is_set() and not live and threads[1].is_alive():

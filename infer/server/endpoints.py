@@ -47,7 +47,7 @@ def add_generate(app: FastAPI, service: Service) -> None:
                                        "POST an image to /v1/translate instead")
         if proc.output.kind == "points" and req.format == "zip":
             raise UnsupportedOperation("this model outputs points, not images: use format npz or png (a scatter plot)")
-        feeds, seed = proc.noise_feeds(req.n, req.labels, req.seed)
+        feeds, seed = proc.noise_feeds(req.n, req.labels, req.seed, req.codes)
         outputs = await service.batcher.infer_async(feeds)
 
         def encode() -> tuple[bytes, str]:
@@ -65,22 +65,24 @@ def add_generate(app: FastAPI, service: Service) -> None:
              responses=schemas.GENERATE_RESPONSES)(generate)
 
 
-async def _image_bytes(request: Request) -> bytes:
-    """The image a request carries: multipart field `image` (or its one file), or the raw body."""
+async def _image_and_domain(request: Request) -> tuple[bytes, Optional[str]]:
+    """The image a request carries (multipart field `image` or its one file, or the raw body) and its target
+    domain (form field or query parameter `domain`; None when neither names one)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    domain = request.query_params.get("domain")
     if ctype in ("", "application/octet-stream") or ctype.startswith("image/"):
-        return await request.body()
+        return await request.body(), domain
     if ctype != "multipart/form-data":
         raise StarletteHTTPException(415, f"content type {ctype!r}: send multipart/form-data (field `image`) "
                                           "or an image/* body")
     async with request.form(max_files=1, max_fields=8) as form:
-        upload = form.get("image")
+        upload, field = form.get("image"), form.get("domain")
         if upload is None or isinstance(upload, str):
             files = [v for _, v in form.multi_items() if not isinstance(v, str)]
             if len(files) != 1:
                 raise BadImage("multipart form has no file field `image`")
             upload = files[0]
-        return await upload.read()
+        return await upload.read(), field if isinstance(field, str) else domain
 
 
 def add_translate(app: FastAPI, service: Service) -> None:
@@ -91,11 +93,12 @@ def add_translate(app: FastAPI, service: Service) -> None:
         if model.kind != "translate":
             raise UnsupportedOperation(f"{model.name} samples from noise ({model.variant}): it does not translate "
                                        "images; POST to /v1/generate instead")
-        data = await _image_bytes(request)
+        data, domain = await _image_and_domain(request)
+        proc.domains(1, domain)  # a missing or unknown domain is refused before the image is decoded
 
         def prepare() -> Any:
             image = decode_image(data, max_pixels=service.options.max_pixels)
-            return proc.images_to_feeds([image], max_side=service.max_side, side=service.options.size)
+            return proc.images_to_feeds([image], max_side=service.max_side, side=service.options.size, domain=domain)
 
         feeds, plans = await run_in_threadpool(prepare)
         outputs = await service.batcher.infer_async(feeds)
@@ -107,9 +110,19 @@ def add_translate(app: FastAPI, service: Service) -> None:
         return Response(await run_in_threadpool(finish), media_type="image/png")
 
     app.post("/v1/translate", summary="Translate one image", response_class=Response,
-             openapi_extra={"requestBody": schemas.translate_body(service.options.max_body_bytes,
-                                                                  service.options.max_pixels)},
+             openapi_extra=_translate_openapi(service),
              responses=schemas.translate_responses(*_translate_fit(service)))(translate)
+
+
+def _translate_openapi(service: Service) -> dict[str, Any]:
+    """The request body of /v1/translate, and its `domain` query parameter for a multi-domain model."""
+    domain = schemas.domain_doc(service.model.processor)
+    extra: dict[str, Any] = {"requestBody": schemas.translate_body(service.options.max_body_bytes,
+                                                                  service.options.max_pixels, domain)}
+    if domain:
+        extra["parameters"] = [{"name": "domain", "in": "query", "required": False, "description": domain,
+                                "schema": {"type": "string"}}]
+    return extra
 
 
 def _translate_fit(service: Service) -> tuple[str, tuple[int, int]]:

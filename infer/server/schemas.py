@@ -43,9 +43,27 @@ def _labels_doc(processor: Processor) -> str:
     return doc + f" Integers 0..{processor.num_classes - 1} or class names.{names}"
 
 
+def _codes_doc(processor: Processor) -> str:
+    spec = processor.code_input
+    if spec is None:
+        return "Continuous latent codes: this model has none, leave it out."
+    lo, hi = spec.range or (-1.0, 1.0)
+    return (f"Continuous latent codes: {spec.shape[1]} numbers in [{lo:g}, {hi:g}] for all samples, or n rows of "
+            f"{spec.shape[1]}. Default: drawn uniformly from the seed.")
+
+
+def domain_doc(processor: Processor) -> str | None:
+    """What the `domain` of POST /v1/translate is for a multi-domain model; None for one without."""
+    if processor.label_input is None:
+        return None
+    names = f" ({', '.join(processor.class_names)})" if processor.class_names else ""
+    return (f"The target domain (required): an index 0..{(processor.num_classes or 1) - 1} or a name{names}; "
+            "a query parameter or a form field.")
+
+
 def generate_request(max_n: int, processor: Processor) -> type[BaseModel]:
-    """The body of POST /v1/generate for one served model: its n limit and its labels in the schema."""
-    labels_doc = _labels_doc(processor)
+    """The body of POST /v1/generate for one served model: its n limit, labels and codes in the schema."""
+    labels_doc, codes_doc = _labels_doc(processor), _codes_doc(processor)
 
     class GenerateRequest(BaseModel):
         """POST /v1/generate."""
@@ -55,12 +73,14 @@ def generate_request(max_n: int, processor: Processor) -> type[BaseModel]:
                         "json_schema_extra": {"examples": [{"n": 16, "seed": 0, "format": "png"}]}}
         n: int = Field(1, ge=1, le=max_n, description=f"Number of samples (1..{max_n}).")
         labels: Optional[Union[int, str, list[Union[int, str]]]] = Field(None, description=labels_doc)
+        codes: Optional[Union[list[float], list[list[float]]]] = Field(None, description=codes_doc,
+                                                                      max_length=max_n)
         seed: Optional[int] = Field(None, ge=0, le=2**63 - 1,
                                     description="Noise seed: the same seed gives the same samples. "
                                                 "Default: random (returned in the X-Seed header).")
         format: Literal["png", "npz", "zip"] = Field(
             "png", description="png: one grid image; npz: arrays `images` (uint8 NHWC) or `points`, "
-                               "`labels`, `seed`; zip: one PNG per sample.")
+                               "`labels`, `codes`, `seed`; zip: one PNG per sample.")
 
     return GenerateRequest
 
@@ -85,7 +105,8 @@ GENERATE_RESPONSES: dict[Union[int, str], dict[str, Any]] = {
           "content": binary("image/png", "application/x-npz", "application/zip")},
     400: error_doc("This artifact translates images (use /v1/translate), or the format does not fit its output."),
     413: error_doc("Request body too large."),
-    422: error_doc("Invalid request: n out of range, unknown label, wrong label count."),
+    422: error_doc("Invalid request: n out of range, unknown label, wrong label count, codes out of range or "
+                   "of the wrong count."),
     503: _BUSY,
 }
 
@@ -97,10 +118,12 @@ METRICS_RESPONSES: dict[Union[int, str], dict[str, Any]] = {
           "content": {METRICS_MEDIA_TYPE.split(";")[0]: {"schema": {"type": "string"}}}}}
 
 
-def translate_body(max_body_bytes: int, max_pixels: int) -> dict[str, Any]:
-    """The OpenAPI request body of POST /v1/translate."""
-    form = {"schema": {"type": "object", "required": ["image"],
-                       "properties": {"image": {"type": "string", "format": "binary"}}}}
+def translate_body(max_body_bytes: int, max_pixels: int, domain: str | None = None) -> dict[str, Any]:
+    """The OpenAPI request body of POST /v1/translate (with a `domain` field when the model takes one)."""
+    properties: dict[str, Any] = {"image": {"type": "string", "format": "binary"}}
+    if domain:
+        properties["domain"] = {"type": "string", "description": domain}
+    form = {"schema": {"type": "object", "required": ["image"], "properties": properties}}
     return {"required": True,
             "description": f"An image (PNG, JPEG, WebP, BMP, ...; at most {max_body_bytes} bytes and {max_pixels} "
                            "pixels): a multipart form with the file in field `image`, or the raw bytes as the body.",
@@ -117,6 +140,6 @@ def translate_responses(fitted: str, min_image: tuple[int, int]) -> dict[Union[i
         413: error_doc("Body or image too large (bytes or pixels)."),
         415: error_doc("Content type is neither multipart/form-data nor an image."),
         422: error_doc(f"Image too small for this model: at least {min_image[0]}x{min_image[1]} pixels "
-                       "(height x width)."),
+                       "(height x width); a missing or unknown domain (multi-domain models)."),
         503: _BUSY,
     }

@@ -28,7 +28,8 @@ from train.registry import Variant, register
 
 TRUST_ENV = "GANRT_TRUSTED_FACTORIES"
 SIGNATURE_HELP = ("NAME:CxHxW[:LO,HI] for an image (letters for dynamic sizes, range default -1,1), "
-                  "NAME:noise:D[xHxW] for N(0, 1) noise, NAME:label:N for class indices 0..N-1")
+                  "NAME:noise:D[xHxW] for N(0, 1) noise, NAME:label:N for class indices 0..N-1, "
+                  "NAME:code:D[:LO,HI] for D continuous codes (range default -1,1)")
 _FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _DIM = re.compile(r"^([1-9]\d*|[A-Za-z]\w*)$")
 _trusted: set[str] = set()
@@ -90,6 +91,11 @@ def parse_spec(text: str, where: str = "--input") -> TensorSpec:
     name = parts[0]
     if not re.match(r"^[A-Za-z_]\w*$", name) or len(parts) < 2:
         raise UsageError(f"{where} {text!r}: expected {SIGNATURE_HELP}")
+    if parts[1] == "code":
+        if len(parts) not in (3, 4) or len(dims := _static_dims(parts[2], text, where)) != 1:
+            raise UsageError(f"{where} {text!r}: expected NAME:code:D[:LO,HI]")
+        value_range = _range(parts[3], text, where) if len(parts) == 4 else (-1.0, 1.0)
+        return TensorSpec(name, (None, dims[0]), "float32", value_range, "code")
     if parts[1] in ("noise", "label"):
         if len(parts) != 3:
             raise UsageError(f"{where} {text!r}: expected NAME:{parts[1]}:{'D' if parts[1] == 'noise' else 'N'}")
@@ -140,6 +146,9 @@ def sample_feeds(cfg: ModuleConfig, n: int, generator: torch.Generator) -> dict[
             feeds[spec.name] = torch.randint(0, spec.num_classes or 1, (n,), generator=generator)
         elif spec.kind == "noise":
             feeds[spec.name] = torch.randn((n, *spec.shape[1:]), generator=generator)
+        elif spec.kind == "code":
+            lo, hi = spec.range or (-1.0, 1.0)
+            feeds[spec.name] = torch.rand((n, *spec.shape[1:]), generator=generator) * (hi - lo) + lo
         else:
             feeds[spec.name] = _images(spec, cfg.size, n, generator)
     return feeds
