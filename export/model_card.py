@@ -34,9 +34,13 @@ def _meaning(spec: TensorSpec) -> str:
         lo, hi = spec.range or (-1.0, 1.0)
         return f"{spec.shape[1]}-channel image, NCHW float, values in [{lo:g}, {hi:g}]"
     if spec.kind == "label":
-        return f"class index in [0, {(spec.num_classes or 1) - 1}]"
+        names = f" ({', '.join(spec.class_names)})" if spec.class_names else ""
+        return f"class index in [0, {(spec.num_classes or 1) - 1}]{names}"
     if spec.kind == "noise":
         return "noise z ~ N(0, 1)"
+    if spec.kind == "code":
+        lo, hi = spec.range or (-1.0, 1.0)
+        return f"{spec.shape[1]} continuous codes, each in [{lo:g}, {hi:g}] (drawn uniformly unless set)"
     return "points"
 
 

@@ -111,6 +111,7 @@ def test_codes_are_in_the_manifest_and_every_precision_passes_parity(sampler_art
     codes = next(s for s in manifest["inputs"] if s["name"] == "codes")
     assert codes["kind"] == "code" and codes["shape"] == [None, 2] and codes["range"] == [-1.0, 1.0]
     assert {"ort-cpu/fp32", "ort-cpu/int8"} <= set(manifest["parity"])
+    assert "2 continuous codes, each in [-1, 1]" in (sampler_artifact / "README.md").read_text()
 
 
 # -- codes: the Python API ---------------------------------------------------------------------
