@@ -98,6 +98,7 @@ function fillLabels(label, cycle) {
   for (let i = 0; i < (label.num_classes || 0); i += 1) {
     select.add(new Option(label.class_names ? `${i}: ${label.class_names[i]}` : String(i), String(i)));
   }
+  $("label-name").textContent = cycle ? "class" : "domain";  // a translator's label is its target domain
   $("label-box").hidden = false;
   select.onchange = () => {
     if (state.hello.kind === "translate") state.ws.send(JSON.stringify({ type: "settings", label: chosenLabel() }));
