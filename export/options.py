@@ -51,7 +51,8 @@ class ExportOptions:
                              positional=True,
                              default_text=f"the latest run under --runs, else the generator shipped with ganrt, "
                                           f"{shipped_generator()}")
-    onnx: bool = opt(False, "write the fp32 ONNX model (always written)")
+    onnx: bool = opt(False, "ask for the fp32 ONNX model: alone, it is the only model written (fp32 is written in "
+                            "every case)", default_text="off: with no model flag, fp32, fp16 and int8 are written")
     fp16: bool = opt(False, "also write the fp16 ONNX model (fp32 inputs/outputs)")
     int8: bool = opt(False, "also write the int8 ONNX model (static QDQ, calibrated)")
     trt: bool = opt(False, "also build a TensorRT engine for this machine's GPU")
