@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import logging
 import re
@@ -95,6 +96,25 @@ def _file_entry(entry: Any, where: str) -> dict[str, Any]:
     if sha256 is not None and not (isinstance(sha256, str) and _SHA256.match(sha256)):
         raise ArtifactError(f"{where}.sha256: expected 64 lowercase hex digits, got {sha256!r}")
     return entry
+
+
+def check_model_file(path: Path, sha256: str | None = None, size: int | None = None) -> None:
+    """Refuse a model file that is missing or is not the one the manifest recorded (its size, then its sha256)."""
+    if not path.is_file():
+        raise ArtifactError(f"model file not found: {path}")
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        what = "truncated" if actual < size else "not the exported file"
+        raise ArtifactError(f"{path} is {what}: {actual} bytes where the manifest recorded {size}; re-export it")
+    if sha256 is not None:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != sha256.lower():
+            raise ArtifactError(f"{path} is not the exported file: its sha256 differs from the manifest's "
+                                "(damaged or replaced); re-export it")
+
 
 
 @dataclass(frozen=True)
@@ -202,7 +222,8 @@ def _model_entries(models: Any) -> dict[str, dict[str, dict[str, Any]]]:
             where = f"models.{fmt}.{precision}"
             entry = _file_entry(entry, where)
             if fmt == OPENVINO:  # an IR is two files: the graph and its weights
-                relative_file(entry.get("weights"), f"{where}.weights")
+                _file_entry({"file": entry.get("weights"), "bytes": entry.get("weights_bytes"),
+                             "sha256": entry.get("weights_sha256")}, f"{where}.weights")
             out[fmt][str(precision)] = entry
     return out
 

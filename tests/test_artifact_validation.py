@@ -278,3 +278,37 @@ def test_a_damaged_model_is_one_line_from_the_command_line(damaged, tmp_path):
                        cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and "generator.onnx is truncated" in r.stderr, r.stderr
+
+
+@pytest.fixture(scope="module")
+def with_ir(cgan_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny cgan exported again with OpenVINO IR beside its ONNX models (fp32 and int8)."""
+    pytest.importorskip("openvino")
+    from export.cli import main as export_main
+
+    out = tmp_path_factory.mktemp("ir") / "art"
+    assert export_main([str(cgan_artifact / "generator.safetensors"), "--int8", "--openvino", "--out", str(out),
+                        "-q"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("name", ["generator.xml", "generator.bin", "generator.int8.bin"])
+def test_ov_cpu_checks_both_ir_files_against_the_manifest(with_ir: Path, tmp_path: Path, name: str) -> None:
+    art = Path(shutil.copytree(with_ir, tmp_path / "art"))
+    with open_runner(art, "ov-cpu", "int8" if "int8" in name else "fp32"):
+        pass  # undamaged: loads
+    data = bytearray((art / name).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (art / name).write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=rf"{name.replace('.', '[.]')} is not the exported file"):
+        with open_runner(art, "ov-cpu", "int8" if "int8" in name else "fp32"):
+            pass
+
+
+def test_ov_cpu_on_the_onnx_model_checks_it_too(damaged):
+    pytest.importorskip("openvino")
+    model = damaged / "generator.onnx"
+    model.write_bytes(model.read_bytes()[:100])
+    with pytest.raises(ArtifactError, match=r"generator\.onnx is truncated"):
+        with open_runner(damaged, "ov-cpu", "fp32"):
+            pass

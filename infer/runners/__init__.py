@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ganrt.artifact import Artifact
+from ganrt.artifact import Artifact, check_model_file
 from ganrt.errors import ArtifactError, UsageError
 from ganrt.targets import BACKENDS, OPENVINO, TENSORRT, Target, target
 from infer.runners.base import Runner, RunnerNotActive, example_feeds, validate_feeds
@@ -105,7 +105,12 @@ def _openvino_model(art: Artifact, tgt: Target) -> Path:
     """The IR export wrote for this target's model (.xml beside its .bin), else the ONNX file itself."""
     entry = art.manifest.model(OPENVINO, tgt.model[1])
     if entry is not None and art.path_of(entry["file"]).is_file() and art.path_of(entry["weights"]).is_file():
+        # Both files are checked against the manifest, as ONNX Runtime's loader checks its model.
+        check_model_file(art.path_of(entry["file"]), entry.get("sha256"), entry.get("bytes"))
+        check_model_file(art.path_of(entry["weights"]), entry.get("weights_sha256"), entry.get("weights_bytes"))
         return art.path_of(entry["file"])
+    recorded = art.manifest.model(*tgt.model) or {}
+    check_model_file(art.model_path(tgt), recorded.get("sha256"), recorded.get("bytes"))
     return art.model_path(tgt)
 
 

@@ -1,13 +1,13 @@
 """ONNX Runtime: one runner for ort-cpu, ort-cuda and ort-trt, which differ only in their providers list."""
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ganrt.artifact import check_model_file
 from ganrt.errors import ArtifactError, BackendUnavailable
 from infer.runners.base import Runner
 from infer.runners.devices import cuda_device_count
@@ -37,24 +37,6 @@ def import_onnxruntime() -> Any:
 
 # ONNX Runtime's load errors that mean the file is not a usable model (others are the runtime's).
 _BAD_MODEL_ERRORS = ("InvalidProtobuf", "InvalidArgument", "InvalidGraph", "NoSuchFile", "NoModel", "Fail")
-
-
-def check_model_file(path: Path, sha256: str | None = None, size: int | None = None) -> None:
-    """Refuse a model file that is missing or is not the one the manifest recorded (its size, then its sha256)."""
-    if not path.is_file():
-        raise ArtifactError(f"model file not found: {path}")
-    actual = path.stat().st_size
-    if size is not None and actual != size:
-        what = "truncated" if actual < size else "not the exported file"
-        raise ArtifactError(f"{path} is {what}: {actual} bytes where the manifest recorded {size}; re-export it")
-    if sha256 is not None:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != sha256.lower():
-            raise ArtifactError(f"{path} is not the exported file: its sha256 differs from the manifest's "
-                                "(damaged or replaced); re-export it")
 
 
 def providers_for(backend: str, *, device_id: int = 0, trt_fp16: bool = False, trt_int8: bool = False,
