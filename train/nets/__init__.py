@@ -9,6 +9,7 @@ from .dcgan import (
     DCGAN64Generator,
     ProjectionDiscriminator28,
 )
+from .infogan import InfoGANDiscriminator28, InfoGANGenerator28
 from .init import init_weights
 from .mlp import MLPDiscriminator, MLPGenerator
 from .norms import NORM_KINDS, check_norm, conv_bias, norm_layer
@@ -26,6 +27,8 @@ __all__ = [
     "DCGAN28Generator",
     "DCGAN64Discriminator",
     "DCGAN64Generator",
+    "InfoGANDiscriminator28",
+    "InfoGANGenerator28",
     "MLPDiscriminator",
     "MLPGenerator",
     "PatchDiscriminator",
