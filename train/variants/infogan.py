@@ -52,7 +52,7 @@ class InfoGANConfig(TrainConfig):
     lr_d: float = opt(2e-4, "discriminator and Q learning rate (Adam; the paper's)", min=0.0, max=1.0)
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"steps": 1500, "sample_every": 100, "checkpoint_every": 500},
+        "quick": {"steps": 2000, "sample_every": 200, "checkpoint_every": 500},
         "paper": {},  # the defaults are the paper's
     }
 
@@ -232,9 +232,8 @@ def evaluate(gen: nn.Module, cfg: InfoGANConfig, dataset: Any, clf: nn.Module, r
     result = evaluate_images(gen, registry.get("infogan"), cfg, dataset, clf, real_features)
     feeds = sample_feeds(cfg, cfg.eval_samples, torch.Generator().manual_seed(EVAL_SEED))
     images = generate(gen, [feeds[s.name] for s in inputs(cfg)])
-    predicted = torch.cat([clf(images[i:i + 500])[1].argmax(1) for i in range(0, len(images), 500)])
-    num_classes = clf.head.out_features
-    result.update(category_accuracy(feeds["category"].numpy(), predicted.numpy(), cfg.cat_dim, num_classes))
+    logits = torch.cat([clf(images[i:i + 500])[1] for i in range(0, len(images), 500)])  # N x classes
+    result.update(category_accuracy(feeds["category"].numpy(), logits.argmax(1).numpy(), cfg.cat_dim, logits.shape[1]))
     result["continuous_codes_spearman"] = code_monotonicity(gen, cfg)
     return result
 
