@@ -15,6 +15,7 @@ from .mlp import MLPDiscriminator, MLPGenerator
 from .norms import NORM_KINDS, check_norm, conv_bias, norm_layer
 from .patchgan import PatchDiscriminator
 from .resnet import UPSAMPLE_KINDS, ResidualBlock, ResnetGenerator
+from .stargan import StarDiscriminator, StarGenerator, StarResidualBlock
 from .unet import BLOCK_ORDERS, UnetGenerator, unet_depth
 
 __all__ = [
@@ -35,6 +36,9 @@ __all__ = [
     "ProjectionDiscriminator28",
     "ResidualBlock",
     "ResnetGenerator",
+    "StarDiscriminator",
+    "StarGenerator",
+    "StarResidualBlock",
     "UnetGenerator",
     "check_norm",
     "conv_bias",
