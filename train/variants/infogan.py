@@ -52,7 +52,7 @@ class InfoGANConfig(TrainConfig):
     lr_d: float = opt(2e-4, "discriminator and Q learning rate (Adam; the paper's)", min=0.0, max=1.0)
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"steps": 2000, "sample_every": 200, "checkpoint_every": 500},
+        "quick": {"steps": 1500, "eval_classifier_steps": 1500, "sample_every": 100, "checkpoint_every": 500},
         "paper": {},  # the defaults are the paper's
     }
 
