@@ -88,6 +88,8 @@ MODELS: dict[str, ModelSpec] = {m.key: m for m in (
     ModelSpec("dcgan-28", "dcgan", None, summary="DCGAN 28x28x1 (TF tutorial networks)"),
     ModelSpec("dcgan-64", "dcgan", "paper", summary="DCGAN 64x64x3, ngf 64 (the paper's networks)"),
     ModelSpec("cgan", "cgan", None, summary="conditional GAN 28x28x1, 10 classes"),
+    ModelSpec("infogan", "infogan", None, summary="InfoGAN 28x28x1 (the paper's MNIST nets): z 62, a 10-way category, "
+                                                    "2 continuous codes"),
     ModelSpec("gan", "gan", None, summary="toy GAN: MLP generator, 2-D ring"),
 )}
 

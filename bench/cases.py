@@ -128,6 +128,7 @@ _DEFAULT_CPU = (
     ("dcgan-28", None, (1, 32), ("torch-fp32-eager", "ort-cpu-fp32")),
     ("dcgan-64", None, (1, 32), ("torch-fp32-eager", "ort-cpu-fp32", "ov-cpu-fp32")),
     ("cgan", None, (1, 32), ("torch-fp32-eager", "ort-cpu-fp32")),
+    ("infogan", None, (1, 32), ("torch-fp32-eager", "ort-cpu-fp32", "ort-cpu-int8")),
     ("gan", None, (1, 32), ("torch-fp32-eager", "ort-cpu-fp32")),
 )
 _DEFAULT_GPU = (
@@ -136,7 +137,7 @@ _DEFAULT_GPU = (
     ("dcgan-64", None, (1, 32), ("torch-cuda-fp32-eager", "ort-cuda-fp32", "trt-fp16")),
 )
 # Plain `pytest` runs these once each (the smallest case of each family); the rest skip with a reason.
-CHECK_MODELS = ("cyclegan-shipped", "dcgan-28", "dcgan-64", "cgan", "gan")
+CHECK_MODELS = ("cyclegan-shipped", "dcgan-28", "dcgan-64", "cgan", "infogan", "gan")
 
 
 def default_cases() -> list[Case]:

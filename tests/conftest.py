@@ -1,7 +1,8 @@
 """Shared fixtures: tiny trained and exported artifacts (session-scoped: trained and exported once).
 
-`cyclegan_artifact` (image-to-image, 32 px, ngf 8, 2 blocks) and `cgan_artifact` (conditional
-noise-to-image, 28 px grey, 10 classes) are real runs of one training step, exported with
+`cyclegan_artifact` (image-to-image, 32 px, ngf 8, 2 blocks), `cgan_artifact` (conditional
+noise-to-image, 28 px grey, 10 classes) and `infogan_artifact` (z, a 10-way category and 2
+continuous codes in) are real runs of one training step, exported with
 export's Python API (what `python -m export RUN --onnx --out DIR` runs: fp32 ONNX, safetensors,
 manifest with its parity report) into a session temp folder. ganrt's cache (auto's measurements,
 OpenVINO's compiled models) is a session folder too, so tests never read or write ~/.cache/ganrt.
@@ -18,6 +19,7 @@ import pytest
 TINY_RUNS = {
     "cyclegan": {"steps": 1, "size": 32, "ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 1, "eval_samples": 8},
     "cgan": {"steps": 1, "batch_size": 4, "eval_samples": 8},
+    "infogan": {"steps": 1, "batch_size": 4, "eval_samples": 8},
 }
 
 
@@ -72,3 +74,9 @@ def cyclegan_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cgan_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny conditional GAN artifact directory (z + label in, 1x28x28 image out)."""
     return _train_and_export("cgan", tmp_path_factory.mktemp("tiny-cgan"))
+
+
+@pytest.fixture(scope="session")
+def infogan_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny InfoGAN artifact directory (z + category + 2 codes in, 1x28x28 image out)."""
+    return _train_and_export("infogan", tmp_path_factory.mktemp("tiny-infogan"))

@@ -293,3 +293,18 @@ def test_a_single_domain_model_has_no_domain_to_switch(cyclegan_artifact: Path) 
         switch = DomainSwitch(model.processor)
         switch.key(9)
         assert switch.index is None and switch.name is None
+
+
+# -- the registered variants, trained and exported ----------------------------------------------
+def test_a_trained_infogan_artifact_takes_codes_and_sweeps_from_the_cli(infogan_artifact: Path, tmp_path: Path) -> None:
+    manifest = json.loads((infogan_artifact / "manifest.json").read_text())
+    assert [(s["name"], s["kind"]) for s in manifest["inputs"]] == [("z", "noise"), ("category", "label"),
+                                                                    ("codes", "code")]
+    sweep = run_infer("sample", str(infogan_artifact), "--sweep", "1", "--steps", "4", "--grid", "g.png",
+                      "--npz", "g.npz", "--backend", "ort-cpu", cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    bundle = np.load(tmp_path / "g.npz")
+    assert bundle["images"].shape == (40, 28, 28, 1) and bundle["labels"].tolist()[:5] == [0, 0, 0, 0, 1]
+    assert np.allclose(bundle["codes"][:4, 1], np.linspace(-1, 1, 4))
+    bad = run_infer("sample", str(infogan_artifact), "--codes", "0.5", "--backend", "ort-cpu", cwd=tmp_path)
+    assert bad.returncode == 2 and "takes 2 continuous codes" in bad.stderr, bad.stderr
