@@ -13,6 +13,7 @@ from train.nets import init_weights
 TINY = {
     "cyclegan": {"size": 32, "ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 1},
     "pix2pix": {"size": 32, "ngf": 8, "ndf": 8},
+    "stargan": {"size": 32, "conv_dim": 8, "n_blocks": 1, "d_layers": 2},
 }
 
 

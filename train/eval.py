@@ -13,6 +13,7 @@ The step-0 checkpoint is evaluated too, so every run reports where it started.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import json
 import logging
 import sys
@@ -31,6 +32,15 @@ from train import registry
 from train.config import RUN_CONFIG, read_run_config
 
 log = logging.getLogger("ganrt.eval")
+# The run directory that evaluate_run is evaluating, so that a variant's `evaluate` hook can
+# cache what it trains for its scores (StarGAN's domain classifier) next to the run.
+_EVAL_RUN: contextvars.ContextVar[Path | None] = contextvars.ContextVar("eval_run", default=None)
+
+
+def run_file(name: str) -> Path | None:
+    """`name` inside the run directory being evaluated, or None outside `evaluate_run`."""
+    run = _EVAL_RUN.get()
+    return None if run is None else run / name
 
 
 # -- models from runs -------------------------------------------------------------
@@ -184,6 +194,7 @@ HIGHER_IS_BETTER = {
     "fcd": False, "classifier_score": True, "label_accuracy": True,  # noise-to-image
     "l1": False, "psnr": True, "ssim": True,  # image-to-image, under "model"
     "modes_covered": True, "high_quality_fraction": True, "ks": False,  # toy points
+    "domain_accuracy": True,  # multi-domain translation (StarGAN), under "model"
 }
 
 
@@ -203,6 +214,7 @@ def not_better_than_untrained(untrained: dict[str, Any], trained: dict[str, Any]
 def evaluate_run(run_dir: Path, steps: list[int] | None = None) -> dict[str, Any]:
     """Evaluate the step-0 and latest checkpoints (or `steps`), write eval.json, return it."""
     variant, cfg = load_run(run_dir)
+    _EVAL_RUN.set(run_dir)
     found = dict(ckpt.list_checkpoints(run_dir / "checkpoints"))
     if not found:
         raise UsageError(f"no checkpoints in {run_dir / 'checkpoints'}")
