@@ -195,6 +195,7 @@ HIGHER_IS_BETTER = {
     "l1": False, "psnr": True, "ssim": True,  # image-to-image, under "model"
     "modes_covered": True, "high_quality_fraction": True, "ks": False,  # toy points
     "domain_accuracy": True,  # multi-domain translation (StarGAN), under "model"
+    "category_accuracy": True,  # InfoGAN's categorical code as an unsupervised clustering
 }
 
 
