@@ -215,7 +215,6 @@ def not_better_than_untrained(untrained: dict[str, Any], trained: dict[str, Any]
 def evaluate_run(run_dir: Path, steps: list[int] | None = None) -> dict[str, Any]:
     """Evaluate the step-0 and latest checkpoints (or `steps`), write eval.json, return it."""
     variant, cfg = load_run(run_dir)
-    _EVAL_RUN.set(run_dir)
     found = dict(ckpt.list_checkpoints(run_dir / "checkpoints"))
     if not found:
         raise UsageError(f"no checkpoints in {run_dir / 'checkpoints'}")
@@ -242,7 +241,11 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None) -> dict[str, Any
     for step in wanted:
         gen = ckpt.build_generator(variant.name, config_mod.to_dict(cfg), found[step])
         if variant.evaluate is not None:
-            r = variant.evaluate(gen, cfg, dataset, clf, real_features)
+            token = _EVAL_RUN.set(run_dir)  # for run_file(), during this call only
+            try:
+                r = variant.evaluate(gen, cfg, dataset, clf, real_features)
+            finally:
+                _EVAL_RUN.reset(token)
         elif output.kind == "points":
             r = evaluate_points(gen, variant, cfg, dataset)
         elif variant.eval_pairs is not None:
