@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from ganrt.config import opt
 from ganrt.errors import DataError, UsageError
 from ganrt.signature import TensorSpec
-from train.config import MAX_BATCH, MAX_CHANNELS, MAX_SIZE, MAX_STEPS, MAX_WEIGHT, MAX_WIDTH, TrainConfig
+from train.config import MAX_BATCH, MAX_SIZE, MAX_STEPS, MAX_WEIGHT, MAX_WIDTH, TrainConfig
 from train.data import CelebAAttributes, ImageFolder, PhotoStyles, is_celeba, to_tensor
 from train.data.styles import DOMAINS as STYLE_DOMAINS
 from train.eval import generate, image_metrics, run_file, train_classifier
@@ -45,7 +45,7 @@ class StarGANConfig(TrainConfig):
 
     size: int = opt(128, "training image size (a multiple of 2^d_layers; G itself takes any multiple of 4)",
                     min=16, max=MAX_SIZE, multiple_of=4)
-    channels: int = opt(3, "image channels", min=1, max=MAX_CHANNELS)
+    channels: int = opt(3, "image channels (colour: the built-in styles and CelebA are RGB)", choices=(3,))
     conv_dim: int = opt(64, "generator width (the paper's 64)", min=1, max=MAX_WIDTH)
     d_conv_dim: int = opt(64, "discriminator width (the paper's 64)", min=1, max=MAX_WIDTH)
     n_blocks: int = opt(6, "residual blocks in the generator (the paper's 6)", min=0, max=64)
@@ -61,6 +61,8 @@ class StarGANConfig(TrainConfig):
                                  "list_attr_celeba.txt): an image is in domain k when exactly attribute k is +1")
     domains: tuple[str, ...] = opt((), "domain names, in label order; recorded from the data when training",
                                    default_text="the data's: the built-in styles, train/'s sub-folders or --attrs")
+    eval_classifier_steps: int = opt(600, "training steps of the domain classifier that scores the translations",
+                                     min=1, max=10**6)
     builtin_items: int = opt(2400, "training items of the built-in set (photo crops, each in one of its 6 styles)",
                              min=6, max=10**6)
     steps: int = opt(40000, "generator updates (the authors' 200000 D iterations at n_critic 5)", min=1, max=MAX_STEPS)
@@ -320,7 +322,11 @@ def evaluate(gen: nn.Module, cfg: StarGANConfig, data: Dataset, clf: Any = None,
     means = mean_targets(data, k) if truths is not None else None
     for t, name in enumerate(names):
         into = targets == t
-        scores: dict[str, Any] = {"n": int(into.sum()), "domain_accuracy": _accuracy(domain_clf, pred[into], targets[into])}
+        scores: dict[str, Any] = {"n": int(into.sum()), "domain_accuracy": None}
+        if not into.any():  # real data with fewer held-out images than domains
+            per_target[name] = scores
+            continue
+        scores["domain_accuracy"] = _accuracy(domain_clf, pred[into], targets[into])
         if truths is not None:
             scores["model"] = image_metrics(pred[into], truths[into])
             scores["baseline_copy_input"] = image_metrics(images[into], truths[into])
