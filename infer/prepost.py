@@ -89,8 +89,10 @@ class Processor:
         """Class names of a conditional model, when the manifest has them."""
         return self.label_input.class_names if self.label_input else None
 
-    def labels(self, n: int, labels: int | str | Sequence[int | str] | None) -> np.ndarray | None:
-        """Validate labels (ints or class names; one value is repeated n times) -> int64 (n,)."""
+    def labels(self, n: int, labels: int | str | Sequence[int | str] | None, what: str = "label") -> np.ndarray | None:
+        """Validate labels (ints or class names; one value is repeated n times) -> int64 (n,); `what` names them
+        in messages ("label", or "domain" for a translator's target)."""
+        kinds = "classes" if what == "label" else f"{what}s"
         if self.label_input is None:
             if labels is not None and not (isinstance(labels, Sequence) and not isinstance(labels, str)
                                            and len(labels) == 0):
@@ -104,21 +106,21 @@ class Processor:
             labels = [labels] * n
         labels = list(labels)
         if len(labels) != n:
-            raise InputError(f"got {len(labels)} labels for n={n}: give one label or exactly n")
+            raise InputError(f"got {len(labels)} {what}s for n={n}: give one {what} or exactly n")
         names = self.class_names or ()
         out = np.empty(n, dtype=np.int64)
         for i, lab in enumerate(labels):
             if isinstance(lab, str) and not _INDEX.fullmatch(lab):
                 if lab not in names:
                     valid = f"one of {list(names)}" if names else f"an integer in [0, {k})"
-                    raise UnknownLabel(f"unknown label {lab!r}: use {valid}")
+                    raise UnknownLabel(f"unknown {what} {lab!r}: use {valid}")
                 out[i] = names.index(lab)
                 continue
             if isinstance(lab, bool) or not isinstance(lab, (int, np.integer, str)):
-                raise UnknownLabel(f"label {lab!r} is neither a class index nor a class name")
+                raise UnknownLabel(f"{what} {lab!r} is neither an index nor a name of one of the {kinds}")
             value = int(lab)
             if k is not None and not 0 <= value < k:
-                raise UnknownLabel(f"unknown label {value}: this model has {k} classes (0..{k - 1})")
+                raise UnknownLabel(f"unknown {what} {value}: this model has {k} {kinds} (0..{k - 1})")
             out[i] = value
         return out
 
@@ -155,7 +157,7 @@ class Processor:
         if domain is None:
             names = f": one of {list(self.class_names)}" if self.class_names else f" 0..{(self.num_classes or 1) - 1}"
             raise InputError(f"this model translates into {self.num_classes} domains: name the target domain{names}")
-        return self.labels(n, domain)
+        return self.labels(n, domain, "domain")
 
     def noise_feeds(self, n: int, labels: Any = None, seed: int | None = None,
                     codes: Any = None) -> tuple[dict[str, np.ndarray], int]:

@@ -1,8 +1,8 @@
 """Shared fixtures: tiny trained and exported artifacts (session-scoped: trained and exported once).
 
 `cyclegan_artifact` (image-to-image, 32 px, ngf 8, 2 blocks), `cgan_artifact` (conditional
-noise-to-image, 28 px grey, 10 classes) and `infogan_artifact` (z, a 10-way category and 2
-continuous codes in) are real runs of one training step, exported with
+noise-to-image, 28 px grey, 10 classes), `infogan_artifact` (z, a 10-way category and 2
+continuous codes in) and `stargan_artifact` (an image and a named target domain in) are real runs of one training step, exported with
 export's Python API (what `python -m export RUN --onnx --out DIR` runs: fp32 ONNX, safetensors,
 manifest with its parity report) into a session temp folder. ganrt's cache (auto's measurements,
 OpenVINO's compiled models) is a session folder too, so tests never read or write ~/.cache/ganrt.
@@ -20,6 +20,8 @@ TINY_RUNS = {
     "cyclegan": {"steps": 1, "size": 32, "ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 1, "eval_samples": 8},
     "cgan": {"steps": 1, "batch_size": 4, "eval_samples": 8},
     "infogan": {"steps": 1, "batch_size": 4, "eval_samples": 8},
+    "stargan": {"steps": 1, "size": 32, "conv_dim": 8, "d_conv_dim": 8, "n_blocks": 1, "d_layers": 2, "batch_size": 2,
+                "n_critic": 1, "eval_samples": 4, "builtin_items": 24},
 }
 
 
@@ -80,3 +82,9 @@ def cgan_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def infogan_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny InfoGAN artifact directory (z + category + 2 codes in, 1x28x28 image out)."""
     return _train_and_export("infogan", tmp_path_factory.mktemp("tiny-infogan"))
+
+
+@pytest.fixture(scope="session")
+def stargan_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny StarGAN artifact directory (an image and a target domain of the built-in styles in, an image out)."""
+    return _train_and_export("stargan", tmp_path_factory.mktemp("tiny-stargan"))

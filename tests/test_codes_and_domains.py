@@ -170,7 +170,7 @@ def test_the_domain_reaches_the_model_and_is_required(translator) -> None:
     assert np.array_equal(both[0], outs[0]) and np.array_equal(both[1], outs[2])
     with pytest.raises(InputError, match="name the target domain"):
         translator.translate(photo)
-    with pytest.raises(UnknownLabel, match="3 classes"):
+    with pytest.raises(UnknownLabel, match="unknown domain 3: this model has 3 domains"):
         translator.translate(photo, domain=3)
 
 
@@ -254,7 +254,7 @@ def test_cli_translate_domain(translator_artifact: Path, tmp_path: Path) -> None
     ok = run_infer("translate", str(translator_artifact), "in", "out", "--domain", "2", "--backend", "ort-cpu",
                    cwd=tmp_path)
     assert ok.returncode == 0 and (tmp_path / "out" / "a.png").is_file(), ok.stderr
-    for bad, says in ((["--domain", "9"], "3 classes"), ([], "name the target domain")):
+    for bad, says in ((["--domain", "9"], "unknown domain 9: this model has 3 domains"), ([], "name the target domain")):
         r = run_infer("translate", str(translator_artifact), "in", "out2", *bad, "--backend", "ort-cpu", cwd=tmp_path)
         assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert not (tmp_path / "out2").exists()
@@ -308,3 +308,21 @@ def test_a_trained_infogan_artifact_takes_codes_and_sweeps_from_the_cli(infogan_
     assert np.allclose(bundle["codes"][:4, 1], np.linspace(-1, 1, 4))
     bad = run_infer("sample", str(infogan_artifact), "--codes", "0.5", "--backend", "ort-cpu", cwd=tmp_path)
     assert bad.returncode == 2 and "takes 2 continuous codes" in bad.stderr, bad.stderr
+
+
+def test_a_trained_stargan_artifact_translates_into_named_domains(stargan_artifact: Path, tmp_path: Path) -> None:
+    manifest = json.loads((stargan_artifact / "manifest.json").read_text())
+    domain = next(s for s in manifest["inputs"] if s["kind"] == "label")
+    names = domain["class_names"]
+    assert len(names) == domain["num_classes"] >= 2 and "sepia" in names
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), _photo(40, 48))
+    for name in names[:2]:
+        r = run_infer("translate", str(stargan_artifact), "in", name, "--domain", name, "--backend", "ort-cpu",
+                      cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    first, second = (cv2.imread(str(tmp_path / n / "a.png")) for n in names[:2])
+    assert first.shape == (40, 48, 3) and not np.array_equal(first, second)
+    bad = run_infer("translate", str(stargan_artifact), "in", "out", "--domain", "vangogh", "--backend", "ort-cpu",
+                    cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown domain 'vangogh'" in bad.stderr and names[0] in bad.stderr, bad.stderr
