@@ -13,7 +13,6 @@ The step-0 checkpoint is evaluated too, so every run reports where it started.
 from __future__ import annotations
 
 import argparse
-import contextvars
 import json
 import logging
 import sys
@@ -32,15 +31,6 @@ from train import registry
 from train.config import RUN_CONFIG, read_run_config
 
 log = logging.getLogger("ganrt.eval")
-# The run directory that evaluate_run is evaluating, so that a variant's `evaluate` hook can
-# cache what it trains for its scores (StarGAN's domain classifier) next to the run.
-_EVAL_RUN: contextvars.ContextVar[Path | None] = contextvars.ContextVar("eval_run", default=None)
-
-
-def run_file(name: str) -> Path | None:
-    """`name` inside the run directory being evaluated, or None outside `evaluate_run`."""
-    run = _EVAL_RUN.get()
-    return None if run is None else run / name
 
 
 # -- models from runs -------------------------------------------------------------
@@ -241,11 +231,7 @@ def evaluate_run(run_dir: Path, steps: list[int] | None = None) -> dict[str, Any
     for step in wanted:
         gen = ckpt.build_generator(variant.name, config_mod.to_dict(cfg), found[step])
         if variant.evaluate is not None:
-            token = _EVAL_RUN.set(run_dir)  # for run_file(), during this call only
-            try:
-                r = variant.evaluate(gen, cfg, dataset, clf, real_features)
-            finally:
-                _EVAL_RUN.reset(token)
+            r = variant.evaluate(gen, cfg, dataset, clf, real_features, run_dir)
         elif output.kind == "points":
             r = evaluate_points(gen, variant, cfg, dataset)
         elif variant.eval_pairs is not None:

@@ -13,6 +13,8 @@ from ganrt.registry import Registry
 from ganrt.signature import TensorSpec
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
     from torch import nn
     from torch.utils.data import Dataset
@@ -45,8 +47,9 @@ class Variant:
     eval_pairs: Callable[[Any, int], tuple["torch.Tensor", "torch.Tensor | None"]] | None = None
     # A variant's own evaluation, replacing the default for its output kind (e.g. InfoGAN's code
     # accuracy, StarGAN's per-domain scores): (generator, cfg, dataset, eval classifier or None,
-    # the classifier's features of real images or None) -> the scores of one checkpoint.
-    evaluate: Callable[[Any, Any, Any, Any, Any], dict[str, Any]] | None = None
+    # the classifier's features of real images or None, the run directory, where it may cache what
+    # it trains for its scores) -> the scores of one checkpoint.
+    evaluate: Callable[[Any, Any, Any, Any, Any, Path], dict[str, Any]] | None = None
     # A variant's own sample grid, replacing the default layout: (cfg, run) -> uint8 HxWx3, where
     # run(feeds) is the generator (eval mode, no grad) on a dict of CPU tensors named as its inputs.
     sample_grid: Callable[[Any, Callable[[dict[str, "torch.Tensor"]], "torch.Tensor"]], Any] | None = None

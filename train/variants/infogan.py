@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -226,8 +227,10 @@ def code_monotonicity(gen: nn.Module, cfg: InfoGANConfig) -> dict[str, dict[str,
 
 
 @torch.no_grad()
-def evaluate(gen: nn.Module, cfg: InfoGANConfig, dataset: Any, clf: nn.Module, real_features: np.ndarray) -> dict[str, Any]:
-    """FCD and classifier score, the categorical code's accuracy as a clustering, the continuous codes' monotonicity."""
+def evaluate(gen: nn.Module, cfg: InfoGANConfig, dataset: Any, clf: nn.Module, real_features: np.ndarray,
+             run_dir: Path | None = None) -> dict[str, Any]:
+    """FCD and classifier score, the categorical code's accuracy as a clustering, the continuous codes' monotonicity
+    (the run directory is not needed: evaluate_run caches the classifier these scores use)."""
     # The other noise models' scores; "category" is not a "label" feed, so no label accuracy is claimed.
     result = evaluate_images(gen, registry.get("infogan"), cfg, dataset, clf, real_features)
     feeds = sample_feeds(cfg, cfg.eval_samples, torch.Generator().manual_seed(EVAL_SEED))
