@@ -25,7 +25,7 @@ from train.nets import StarDiscriminator, StarGenerator
 from train.registry import Variant, register
 from train.samples import grid, to_uint8
 from train.step import TrainStep
-from train.translation import DATA_RANGE
+from train.translation import DATA_RANGE, output_io
 
 log = logging.getLogger("ganrt.train")
 
@@ -180,11 +180,6 @@ def inputs(cfg: StarGANConfig) -> list[TensorSpec]:
     names = domain_names(cfg)
     return [TensorSpec("image", (None, cfg.channels, None, None), "float32", range=DATA_RANGE),
             TensorSpec("domain", (None,), "int64", kind="label", num_classes=len(names), class_names=names)]
-
-
-def output(cfg: StarGANConfig) -> TensorSpec:
-    """The translated image: tanh, in [-1, 1]."""
-    return TensorSpec("image", (None, cfg.channels, None, None), "float32", range=DATA_RANGE)
 
 
 def sample_feeds(cfg: StarGANConfig, n: int, gen: torch.Generator) -> dict[str, Tensor]:
@@ -371,7 +366,7 @@ register(Variant(
     generator=generator,
     networks=networks,
     inputs=inputs,
-    output=output,
+    output=output_io,
     dataset=dataset,
     step=StarGANStep,
     sample_feeds=sample_feeds,
