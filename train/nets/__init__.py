@@ -1,5 +1,6 @@
 """Network architectures: builders only (no device placement, no init; see ``init_weights``)."""
 
+from .compact import CompactGenerator, SeparableResidualBlock
 from .dcgan import (
     ConditionalDiscriminator28,
     ConditionalGenerator28,
@@ -22,6 +23,7 @@ __all__ = [
     "BLOCK_ORDERS",
     "NORM_KINDS",
     "UPSAMPLE_KINDS",
+    "CompactGenerator",
     "ConditionalDiscriminator28",
     "ConditionalGenerator28",
     "DCGAN28Discriminator",
@@ -36,6 +38,7 @@ __all__ = [
     "ProjectionDiscriminator28",
     "ResidualBlock",
     "ResnetGenerator",
+    "SeparableResidualBlock",
     "StarDiscriminator",
     "StarGenerator",
     "StarResidualBlock",
