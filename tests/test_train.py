@@ -61,7 +61,7 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 # -- registry and config --------------------------------------------------------------
 def test_registry_lists_all_variants():
-    assert registry.names() == ["cgan", "cyclegan", "dcgan", "gan", "infogan", "module", "pix2pix", "stargan", "wgan-gp"]
+    assert registry.names() == ["cgan", "cyclegan", "dcgan", "distill", "gan", "infogan", "module", "pix2pix", "stargan", "wgan-gp"]
     assert [n for n in registry.names() if not registry.get(n).trainable] == ["module"]
 
 

@@ -12,6 +12,7 @@ from train.nets import init_weights
 # Small enough for a 2-core CPU; variants not listed use their defaults.
 TINY = {
     "cyclegan": {"size": 32, "ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 1},
+    "distill": {"widths": [4, 8, 8], "n_blocks": 2},
     "pix2pix": {"size": 32, "ngf": 8, "ndf": 8},
     "stargan": {"size": 32, "conv_dim": 8, "n_blocks": 1, "d_layers": 2},
 }
