@@ -72,6 +72,8 @@ class DistillConfig(TrainConfig):
     checkpoint_every: int = opt(2000, "steps between checkpoints", min=1, max=MAX_STEPS)
     eval_samples: int = opt(64, "held-out images used by the final evaluation", min=1, max=10**6)
 
+    # quick, the shipped photo->sketch teacher at 64 px (1 min 45 s here, 2 cores): student vs teacher 17.6 dB,
+    # SSIM 0.63; against the true sketches student 15.9 dB / 0.50, teacher 16.4 dB / 0.55; 0.024 vs 0.151 GMACs.
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {"widths": (8, 16, 32), "n_blocks": 4, "ndf": 16, "steps": 1000, "sample_every": 100,
                   "checkpoint_every": 500},
