@@ -66,12 +66,38 @@ def test_generator_takes_any_size_that_is_a_multiple_of_4_and_the_domain_moves_i
     assert a.shape == (3, 3, 20, 28) and not torch.allclose(a, b)
 
 
+def test_resize_decoder_has_no_transposed_convs_and_keeps_the_size():
+    v, cfg = tiny_cfg(upsample="resize")
+    g = v.generator(cfg).eval()
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in g.modules())
+    assert any(isinstance(m, nn.Upsample) for m in g.modules())
+    with torch.no_grad():
+        assert g(torch.zeros(2, 3, 20, 28), torch.tensor([0, 5])).shape == (2, 3, 20, 28)
+
+
+def test_identity_term_is_logged_and_enters_the_generator_update():
+    def one_step(lambda_id):
+        torch.manual_seed(0)
+        v, cfg = tiny_cfg(lambda_id=lambda_id)
+        nets = v.networks(cfg)
+        data = v.dataset(cfg)
+        batches = iter(torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=False))
+        return v.step(cfg, nets, torch.device("cpu"), False)(lambda: next(batches)), nets["G"]
+
+    (plain, g_plain), (with_id, g_id) = one_step(0.0), one_step(5.0)
+    assert "idt" not in plain and set(with_id) == set(plain) | {"idt"}
+    assert torch.isfinite(with_id["idt"]) and with_id["idt"] > 0
+    assert torch.equal(plain["d_loss"], with_id["d_loss"])  # same D update: the term is G's only
+    assert not torch.equal(g_plain.model[0].weight, g_id.model[0].weight)
+
+
 def test_help_explains_the_flags(capsys):
     with pytest.raises(SystemExit) as e:
         train_main(["stargan", "--help"])
     assert e.value.code == 0
     helptext = " ".join(capsys.readouterr().out.split())
-    for flag in ("--lambda-cls", "--lambda-rec", "--lambda-gp", "--n-critic", "--attrs", "--domains", "--d-layers"):
+    for flag in ("--lambda-cls", "--lambda-rec", "--lambda-gp", "--lambda-id", "--upsample", "--n-critic", "--attrs",
+                 "--domains", "--d-layers"):
         assert flag in helptext, flag
     assert "(default: 10.0)" in helptext and "exactly attribute k is +1" in helptext
 
@@ -92,7 +118,7 @@ def test_trains_and_evaluates(tmp_path):
     step = v.step(cfg, nets, torch.device("cpu"), False)
     batches = iter(torch.utils.data.DataLoader(v.dataset(cfg), batch_size=cfg.batch_size, shuffle=True))
     losses = step(lambda: next(batches))
-    assert set(losses) == {"d_loss", "g_loss", "wasserstein", "gp", "d_cls", "g_cls", "rec"}
+    assert set(losses) == {"d_loss", "g_loss", "wasserstein", "gp", "d_cls", "g_cls", "rec", "idt"}  # quick has idt
     assert all(torch.isfinite(x) for x in losses.values())
     assert not torch.equal(g_first, nets["G"].model[0].weight) and not torch.equal(d_head, nets["D"].domain_head.weight)
 

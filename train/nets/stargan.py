@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .norms import norm_layer
+from .resnet import UPSAMPLE_KINDS, upsample_layer
 
 # The authors' LeakyReLU slope in D (model.py), smaller than DCGAN's 0.2.
 _LEAKY_SLOPE = 0.01
@@ -40,6 +41,14 @@ class StarResidualBlock(nn.Module):
         return x + self.block(x)
 
 
+def _doubling(upsample: str, c_in: int, c_out: int) -> list[nn.Module]:
+    """The paper's 4x4 stride-2 transposed conv, or resize-convolution (see train/nets/resnet.py)."""
+    if upsample == "transpose":
+        # Kernel 4, stride 2, padding 1 doubles the size exactly: no output_padding needed.
+        return [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False)]
+    return upsample_layer(upsample, c_in, c_out, bias=False)
+
+
 class StarGenerator(nn.Module):
     """G(image, domain): an image and an int64 target domain to an image of that domain, any H, W multiple of 4.
 
@@ -49,8 +58,11 @@ class StarGenerator(nn.Module):
 
     size_multiple: int = 4  # two stride-2 stages
 
-    def __init__(self, num_domains: int, conv_dim: int = 64, n_blocks: int = 6, channels: int = 3) -> None:
+    def __init__(self, num_domains: int, conv_dim: int = 64, n_blocks: int = 6, channels: int = 3,
+                 upsample: str = "transpose") -> None:
         super().__init__()
+        if upsample not in UPSAMPLE_KINDS:
+            raise ValueError(f"unknown upsample {upsample!r}; valid kinds: {', '.join(UPSAMPLE_KINDS)}")
         if num_domains < 2:
             raise ValueError(f"StarGAN needs at least 2 domains, got {num_domains}")
         if n_blocks < 0:
@@ -75,12 +87,11 @@ class StarGenerator(nn.Module):
         layers += [StarResidualBlock(conv_dim * 4) for _ in range(n_blocks)]
         # (conv_dim*4) x H/4 x W/4
         layers += [
-            # Kernel 4, stride 2, padding 1 doubles the size exactly: no output_padding needed.
-            nn.ConvTranspose2d(conv_dim * 4, conv_dim * 2, 4, stride=2, padding=1, bias=False),
+            *_doubling(upsample, conv_dim * 4, conv_dim * 2),
             norm_layer(_NORM, conv_dim * 2),
             nn.ReLU(),
             # (conv_dim*2) x H/2 x W/2
-            nn.ConvTranspose2d(conv_dim * 2, conv_dim, 4, stride=2, padding=1, bias=False),
+            *_doubling(upsample, conv_dim * 2, conv_dim),
             norm_layer(_NORM, conv_dim),
             nn.ReLU(),
             # conv_dim x H x W
