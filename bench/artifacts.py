@@ -112,7 +112,7 @@ def _code_digest() -> str:
 
 def _source(spec: ModelSpec, cache_root: Path) -> tuple[Path, str]:
     """(generator.safetensors path, its sha256): the shipped file, or a random-init file made once."""
-    from export.provenance import sha256_of
+    from ganrt.artifact import sha256_of
 
     if spec.shipped and SHIPPED_GENERATOR.is_file():
         return SHIPPED_GENERATOR, sha256_of(SHIPPED_GENERATOR)

@@ -21,10 +21,10 @@ from bench.artifacts import MODELS, ModelSpec, export_info
 from bench.cases import BenchConfig, Case, check_skip_reason, default_cases, full_cases
 from bench.conftest import is_measuring
 from bench.isolated import Job, run_isolated
-from bench.macs import CONVENTION, count_macs
 from bench.measure import DEFAULT_BUDGET_S, Timing, machine_summary, record_seconds, time_calls
 from bench.parity import parity_record
 from ganrt.targets import gate_of, target
+from train.nets.macs import CONVENTION, count_macs
 
 TIMING_NOTE = ("wall clock (time.perf_counter) around runner.infer(numpy feeds) -> numpy outputs, from outside the "
                "runner, in a fresh worker process per case (bench.isolated: no other runtime ran there before): "

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from export.feeds import at_size, parity_cases, rows, take
 from export.int8 import quantizer_chatter_to_debug
 from export.parity import measure
-from export.provenance import model_entry, sha256_of
-from ganrt.artifact import ONNX_FILES, OPENVINO_FILES
+from export.provenance import model_entry
+from ganrt.artifact import ONNX_FILES, OPENVINO_FILES, sha256_of
 from ganrt.errors import UsageError
 from ganrt.targets import ONNX, OPENVINO, target
 

@@ -1,11 +1,12 @@
 """Provenance: which tools made an artifact, and the checksums of its files."""
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 from pathlib import Path
 from typing import Any
+
+from ganrt.artifact import sha256_of
 
 
 def package_version(package: str) -> str | None:
@@ -40,15 +41,6 @@ def tool_versions() -> dict[str, str | None]:
 
         versions["tensorrt"] = tensorrt.__version__
     return versions
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_entry(path: Path, **extra: Any) -> dict[str, Any]:

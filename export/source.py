@@ -8,9 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from export.provenance import sha256_of
 from ganrt import config as config_mod
-from ganrt.artifact import GENERATOR_FILE, MANIFEST, resolve_dir
+from ganrt.artifact import GENERATOR_FILE, MANIFEST, resolve_dir, sha256_of
 from ganrt.errors import UsageError
 from ganrt.locations import shipped_generator
 from train import checkpoint as ckpt
@@ -72,14 +71,11 @@ def _from_run_checkpoint(run_dir: Path, weights: Path) -> Source:
 
 
 def _from_run(run_dir: Path) -> Source:
-    generator_file = run_dir / GENERATOR_FILE
-    if generator_file.is_file():
-        return _from_generator_file(generator_file, _run_name(run_dir))
-    found = ckpt.list_checkpoints(run_dir / "checkpoints")
-    if not found:
-        raise UsageError(f"{run_dir} has neither {GENERATOR_FILE} nor checkpoints: nothing to export")
-    log.info("%s has no %s (unfinished run): using its latest checkpoint, step %d", run_dir, GENERATOR_FILE, found[-1][0])
-    return _from_run_checkpoint(run_dir, found[-1][1])
+    weights = ckpt.run_weights(run_dir)
+    if weights.name == GENERATOR_FILE:
+        return _from_generator_file(weights, _run_name(run_dir))
+    log.info("%s has no %s (unfinished run): using its latest checkpoint, %s", run_dir, GENERATOR_FILE, weights.name)
+    return _from_run_checkpoint(run_dir, weights)
 
 
 def _from_file(path: Path) -> Source:

@@ -98,6 +98,15 @@ def _file_entry(entry: Any, where: str) -> dict[str, Any]:
     return entry
 
 
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def check_model_file(path: Path, sha256: str | None = None, size: int | None = None) -> None:
     """Refuse a model file that is missing or is not the one the manifest recorded (its size, then its sha256)."""
     if not path.is_file():
@@ -107,11 +116,7 @@ def check_model_file(path: Path, sha256: str | None = None, size: int | None = N
         what = "truncated" if actual < size else "not the exported file"
         raise ArtifactError(f"{path} is {what}: {actual} bytes where the manifest recorded {size}; re-export it")
     if sha256 is not None:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != sha256.lower():
+        if sha256_of(path) != sha256.lower():
             raise ArtifactError(f"{path} is not the exported file: its sha256 differs from the manifest's "
                                 "(damaged or replaced); re-export it")
 

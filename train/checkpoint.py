@@ -33,8 +33,9 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ganrt import config as config_mod
+from ganrt.artifact import GENERATOR_FILE
 from ganrt.atomic import atomic_write_bytes, remove_temp_files
-from ganrt.errors import CheckpointError
+from ganrt.errors import CheckpointError, UsageError
 from train import registry
 
 _STEP_RE = re.compile(r"step_(\d+)\.safetensors$")
@@ -94,6 +95,17 @@ def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
         if m and _state_path(p).exists():
             found.append((int(m.group(1)), p))
     return sorted(found)
+
+
+def run_weights(run_dir: Path) -> Path:
+    """A run's deployable weights: its generator.safetensors, else (an unfinished run) its latest checkpoint."""
+    generator_file = run_dir / GENERATOR_FILE
+    if generator_file.is_file():
+        return generator_file
+    found = list_checkpoints(run_dir / "checkpoints")
+    if not found:
+        raise UsageError(f"{run_dir} has neither {GENERATOR_FILE} nor a complete checkpoint: an empty run")
+    return found[-1][1]
 
 
 def prune_checkpoints(ckpt_dir: Path, keep: int) -> None:

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from export.importers.load import is_torch_file, load_state_dict
-from export.provenance import sha256_of
 from export.source import Source
 from ganrt import config as config_mod
+from ganrt.artifact import sha256_of
 from ganrt.errors import UsageError
 from train import checkpoint as ckpt
 from train import registry

@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from export.provenance import sha256_of
+from ganrt.artifact import sha256_of
 from ganrt.atomic import atomic_write_text
 from ganrt.errors import CheckpointError, DataError, UsageError
 from train.data.download import download

@@ -11,9 +11,9 @@ from export.importers.layouts import NotThisLayout
 from export.importers.load import is_torch_file, load_state_dict
 from export.importers.module import module_source
 from export.importers.placement import PlacementError, place
-from export.provenance import sha256_of
 from export.source import Source
 from ganrt import config as config_mod
+from ganrt.artifact import sha256_of
 from ganrt.errors import CheckpointError, UsageError
 from train import checkpoint as ckpt
 from train import registry

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ganrt.artifact import MANIFEST, Artifact
+from ganrt.artifact import MANIFEST, Artifact, sha256_of
 from ganrt.atomic import atomic_write_text
 from ganrt.compare import compare_outputs, value_range_of
 from ganrt.errors import BackendUnavailable
@@ -145,11 +145,8 @@ def machine_description(threads: int) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=256)
 def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    # size and mtime are the cache key: a rewritten file is hashed again.
+    return sha256_of(path)
 
 
 def artifact_digest(art: Artifact) -> str:

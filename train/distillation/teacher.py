@@ -8,7 +8,6 @@ input domain (CycleGAN's domain A, pix2pix's input side).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 
 from ganrt import config as config_mod
-from ganrt.artifact import GENERATOR_FILE
+from ganrt.artifact import GENERATOR_FILE, sha256_of
 from ganrt.errors import UsageError
 from ganrt.locations import shipped_generator
 from train import checkpoint as ckpt
@@ -46,27 +45,17 @@ class Teacher:
         return generator.requires_grad_(False)
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def locate(source: str | None) -> tuple[Path, str, dict[str, Any]]:
     """(weights file, variant name, config dict) of the teacher `source` names; UsageError when there is none."""
     path = shipped_generator() if source is None else Path(source)
     if path.is_dir():
-        if (path / GENERATOR_FILE).is_file():
+        if (path / RUN_CONFIG).is_file():
+            path = ckpt.run_weights(path)
+            if path.name != GENERATOR_FILE:  # an unfinished run's checkpoint: the run's config describes it
+                variant, cfg = load_run(path.parent.parent)
+                return path, variant.name, config_mod.to_dict(cfg)
+        elif (path / GENERATOR_FILE).is_file():
             path = path / GENERATOR_FILE
-        elif (path / RUN_CONFIG).is_file():  # an unfinished run: its latest checkpoint
-            found = ckpt.list_checkpoints(path / "checkpoints")
-            if not found:
-                raise UsageError(f"--teacher {path}: a run with neither {GENERATOR_FILE} nor a checkpoint")
-            variant, cfg = load_run(path)
-            return found[-1][1], variant.name, config_mod.to_dict(cfg)
         else:
             raise UsageError(f"--teacher {path}: a folder without {GENERATOR_FILE} or {RUN_CONFIG}; "
                              f"give a run directory or a generator .safetensors file")
@@ -107,7 +96,7 @@ def load_teacher(source: str | None) -> Teacher:
     variant = registry.get(name)
     cfg = config_mod.from_dict(variant.config, cfg_dict)
     require_translator(variant, cfg, weights)
-    return Teacher(variant, cfg, weights, file_sha256(weights))
+    return Teacher(variant, cfg, weights, sha256_of(weights))
 
 
 def record(cfg: Any, teacher: Teacher) -> None:

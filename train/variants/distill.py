@@ -30,6 +30,7 @@ from train.distillation.teacher import Teacher, check_size, data_config, load_te
 from train.eval import generate, image_metrics
 from train.losses import least_squares_d_loss, least_squares_g_loss
 from train.nets import UPSAMPLE_KINDS, CompactGenerator, PatchDiscriminator
+from train.nets.macs import CONVENTION, count_macs
 from train.registry import Variant, register
 from train.samples import grid, to_uint8
 from train.step import TrainStep
@@ -224,8 +225,7 @@ class DistillStep(TrainStep):
 
 # -- evaluation and pictures ----------------------------------------------------------------------
 def macs(cfg: DistillConfig, teacher: nn.Module, student: nn.Module) -> dict[str, Any]:
-    """Per-image MACs (input-grid convention, bench/macs.py) and parameters of both at the training size."""
-    from bench.macs import CONVENTION, count_macs  # the one MAC counter; bench needs nothing from train here
+    """Per-image MACs (input-grid convention, train/nets/macs.py) and parameters of both at the training size."""
 
     image = torch.zeros(1, cfg.channels, cfg.size, cfg.size)
     counts = {name: count_macs(net, image).to_json()["gmacs_per_image"]
