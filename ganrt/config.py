@@ -25,7 +25,8 @@ from ganrt.errors import UsageError
 
 
 def opt(default: Any, help: str, **kw: Any) -> Any:
-    """A config field with its help text (and optional `choices`, `min`, `metavar`, `default_text`)."""
+    """A config field with its help text (and optional `choices`, `min`, `metavar`, `default_text`; `recorded=True`
+    for a field training writes for later stages, which gets no command-line flag)."""
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -48,6 +49,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
         kind, _ = _parse_optional(_field_type(cls, f))
         meta = f.metadata
+        if meta.get("recorded"):
+            continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         in_presets = "".join(f"; {name}: {vals[f.name]}" for name, vals in getattr(cls, "presets", {}).items()
                              if f.name in vals)

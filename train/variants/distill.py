@@ -64,9 +64,10 @@ class DistillConfig(TrainConfig):
                                   "U-Net teachers; others have none)", min=0.0, max=MAX_WEIGHT)
     lambda_gan: float = opt(1.0, "weight of the LSGAN term (real: teacher outputs, fake: student outputs); 0 trains "
                                  "no discriminator", min=0.0, max=MAX_WEIGHT)
-    teacher_variant: str = opt("", "recorded when training: the teacher's variant")
-    teacher_config: str = opt("", "recorded when training: the teacher's settings (JSON), for its data")
-    teacher_sha256: str = opt("", "recorded when training: the teacher file's sha256 (a resume refuses another)")
+    teacher_variant: str = opt("", "recorded when training: the teacher's variant", recorded=True)
+    teacher_config: str = opt("", "recorded when training: the teacher's settings (JSON), for its data", recorded=True)
+    teacher_sha256: str = opt("", "recorded when training: the teacher file's sha256 (a resume refuses another)",
+                              recorded=True)
     steps: int = opt(20000, "student updates", min=1, max=MAX_STEPS)
     batch_size: int = opt(4, "images per step", min=1, max=MAX_BATCH)
     sample_every: int = opt(500, "steps between sample grids", min=1, max=MAX_STEPS)
