@@ -17,6 +17,8 @@ the manifest (`infer.prepost`).
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -26,6 +28,15 @@ from ganrt.artifact import Artifact
 from infer.prepost import TRAINED, Plan, Processor, check_image
 
 log = logging.getLogger("ganrt.infer")
+
+
+@dataclass
+class StageTimes:
+    """Seconds one or more `translate` calls spent in each stage (added to, so one record can span calls)."""
+
+    preprocess_s: float = 0.0  # resize/normalise into the model's input and build the feeds
+    inference_s: float = 0.0  # the runner call alone
+    postprocess_s: float = 0.0  # back to uint8 and to each image's own size
 
 
 class RunnerLike(Protocol):
@@ -110,7 +121,8 @@ class Generator:
 
     def translate(self, images: np.ndarray | Sequence[np.ndarray], channel_order: str = "RGB",
                   size: int | tuple[int, int] | None = None, max_side: int | None = None,
-                  side: int | str = TRAINED, domain: Any = None) -> np.ndarray | list[np.ndarray]:
+                  side: int | str = TRAINED, domain: Any = None,
+                  timings: StageTimes | None = None) -> np.ndarray | list[np.ndarray]:
         """uint8 HWC image(s) -> translated uint8 image(s) of the same size(s) and channel order.
 
         `domain` (a multi-domain model, e.g. StarGAN: required): the target domain, by index or name,
@@ -120,10 +132,10 @@ class Generator:
         list). Images are fitted to the model (see `Processor.plan`): by default their longer side
         is scaled to the size the model was trained at (`side`: TRAINED, NATIVE for their own size,
         or pixels), `max_side` caps it, `size` forces a model size; outputs are put back to each
-        image's own size.
+        image's own size. `timings`: where to add the seconds spent per stage (the webcam's breakdown).
         """
         if isinstance(images, np.ndarray) and images.ndim in (2, 3):
-            return self.translate([images], channel_order, size, max_side, side, domain)[0]
+            return self.translate([images], channel_order, size, max_side, side, domain, timings)[0]
         batch_array = isinstance(images, np.ndarray)
         items = list(images)
         if not items:
@@ -141,7 +153,7 @@ class Generator:
                 chunk_targets = None if targets is None else targets[chunk]
                 for i, img in zip(chunk, self._translate_same_size([items[i] for i in chunk],
                                                                    [plans[i] for i in chunk], channel_order,
-                                                                   chunk_targets)):
+                                                                   chunk_targets, timings)):
                     results[i] = img
         out = [r for r in results if r is not None]
         if batch_array:
@@ -149,11 +161,19 @@ class Generator:
         return out
 
     def _translate_same_size(self, images: list[np.ndarray], plans: list[Plan], channel_order: str,
-                             targets: np.ndarray | None) -> list[np.ndarray]:
+                             targets: np.ndarray | None, timings: StageTimes | None = None) -> list[np.ndarray]:
+        t0 = time.perf_counter()  # perf_counter costs well under a microsecond: timed always, kept when asked
         x = np.stack([self.processor.image_to_model(im, p, channel_order) for im, p in zip(images, plans)])
         feeds = self.processor.translate_feeds(x, None if targets is None else list(targets))
-        y = self.processor.to_uint8(self.run(feeds)[self.processor.output.name], channel_order)
-        return [self.processor.restore(img, p) for img, p in zip(y, plans)]
+        t1 = time.perf_counter()
+        y = self.run(feeds)[self.processor.output.name]
+        t2 = time.perf_counter()
+        out = [self.processor.restore(img, p) for img, p in zip(self.processor.to_uint8(y, channel_order), plans)]
+        if timings is not None:
+            timings.preprocess_s += t1 - t0
+            timings.inference_s += t2 - t1
+            timings.postprocess_s += time.perf_counter() - t2
+        return out
 
     # ---- lifecycle -----------------------------------------------------------------------
 
