@@ -17,7 +17,9 @@ source whose last frames could not be read `ended_early`: the command line exits
 
 Latency is measured per frame from outside the model: "processing" is translate + compose
 (pre/post-processing included), "age" is from the frame being read to its result being
-ready (it includes waiting for the inference thread).
+ready (it includes waiting for the inference thread). Each processed frame also records where
+its time went, per stage (STAGES; the translate split comes from `infer.api.StageTimes`): the
+records of one frame share its index in every list, so they can be compared frame by frame.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ import cv2
 import numpy as np
 
 from ganrt.errors import UsageError
+from infer.api import StageTimes
 from infer.codecs import to_uint8
 from infer.prepost import TRAINED
 
@@ -47,6 +50,9 @@ _END = object()
 MAX_FAILURES_IN_A_ROW = 30
 # OpenCV takes a camera index as a C int.
 MAX_CAMERA_INDEX = 2**31 - 1
+# Where a frame's time goes: the read (capture thread); translate's three parts; side by side + text;
+# the video writer (--out only).
+STAGES = ("capture", "preprocess", "inference", "postprocess", "compose", "write")
 
 
 @dataclass
@@ -66,6 +72,8 @@ class PipelineStats:
     written: int = 0
     processing_ms: list[float] = field(default_factory=list)
     age_ms: list[float] = field(default_factory=list)
+    # Per stage, one value per processed frame (write: per written frame), in processing order.
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {stage: [] for stage in STAGES})
     wall_s: float = 0.0
     interrupted: bool = False
 
@@ -88,18 +96,23 @@ class PipelineStats:
             "latency_p99_ms": round(pct(self.processing_ms, 99), 2),
             "age_p50_ms": round(pct(self.age_ms, 50), 2), "age_p99_ms": round(pct(self.age_ms, 99), 2),
             "interrupted": self.interrupted,
+            "stage_ms": {stage: {"p50": round(pct(xs, 50), 3), "p99": round(pct(xs, 99), 3),
+                                 "mean": round(float(np.mean(xs)), 3)}
+                         for stage, xs in self.stage_ms.items() if xs},
         }
 
     def report(self) -> str:
         """A few lines for the terminal."""
         s = self.summary()
         unreadable = f", unreadable {s['unreadable']}" if s["unreadable"] else ""
+        stages = ", ".join(f"{stage} {ms['p50']:.2f}" for stage, ms in s["stage_ms"].items())
         return (f"frames: captured {s['captured']}{unreadable}, processed {s['processed']}, dropped {s['dropped']}, "
                 f"written {s['written']}{' (interrupted)' if s['interrupted'] else ''}\n"
                 f"latency per frame (translate + overlay, {s['backend']}): mean {s['latency_mean_ms']} ms, "
                 f"p50 {s['latency_p50_ms']} ms, p99 {s['latency_p99_ms']} ms\n"
                 f"capture-to-result: p50 {s['age_p50_ms']} ms, p99 {s['age_p99_ms']} ms\n"
-                f"throughput: {s['fps']} FPS over {s['wall_s']} s")
+                f"throughput: {s['fps']} FPS over {s['wall_s']} s"
+                + (f"\nper frame (p50 ms): {stages}" if stages else ""))
 
 
 class LatestFrame:
@@ -302,6 +315,7 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
                     delay = next_t - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
+                t_start_read = time.perf_counter()
                 ok, frame = cap.read()
                 if not ok:
                     if not more_to_read(failures):
@@ -314,7 +328,8 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
                 if frame.ndim == 2:
                     frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
                 stats.captured += 1
-                item = (frame, time.perf_counter())
+                t_read = time.perf_counter()
+                item = (frame, t_read, t_read - t_start_read)
                 if live:
                     frames_live.put(item)
                 elif not put_blocking(item):
@@ -341,23 +356,30 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
                     continue
                 if item is _END:
                     break
-                frame, t_read = item
+                frame, t_read, read_s = item
                 t0 = time.perf_counter()
                 target = switch.index  # read once: the key handler may switch it meanwhile
-                translated = model.translate(frame, channel_order="BGR", side=size, domain=target)
+                times = StageTimes()
+                translated = model.translate(frame, channel_order="BGR", side=size, domain=target, timings=times)
+                t_translated = time.perf_counter()
                 composed = side_by_side(frame, translated)
-                t1 = time.perf_counter()
                 rate = fps.tick()
-                latency_ms = (t1 - t0) * 1000
-                overlay(composed, [f"{rate:5.1f} FPS  {latency_ms:6.1f} ms", f"{model.backend}",
+                # The text shows the time up to here; the recorded latency includes drawing it.
+                shown_ms = (time.perf_counter() - t0) * 1000
+                overlay(composed, [f"{rate:5.1f} FPS  {shown_ms:6.1f} ms", f"{model.backend}",
                                    *([f"domain: {switch.names[target]} (1-9, Tab)"] if target is not None else [])])
-                stats.processing_ms.append(latency_ms)
+                t1 = time.perf_counter()
+                stats.processing_ms.append((t1 - t0) * 1000)
                 stats.age_ms.append((t1 - t_read) * 1000)
+                _record(stats.stage_ms, capture=read_s, preprocess=times.preprocess_s, inference=times.inference_s,
+                        postprocess=times.postprocess_s, compose=t1 - t_translated)
                 stats.processed += 1
                 if out is not None:
                     if writer is None:
                         writer = _open_writer(out, src_fps, composed.shape[1], composed.shape[0])
+                    t_write = time.perf_counter()
                     writer.write(composed)
+                    _record(stats.stage_ms, write=time.perf_counter() - t_write)
                     stats.written += 1
                 if on_frame is not None:
                     on_frame(composed)
@@ -412,6 +434,11 @@ def run_pipeline(model: Any, source: str | int, out: str | Path | None = None, w
         log.warning("%s: %d frame(s) could not be read and were skipped%s", source, stats.unreadable,
                     "; the source ended before its end" if stats.ended_early else "")
     return stats
+
+
+def _record(stage_ms: dict[str, list[float]], **seconds: float) -> None:
+    for stage, s in seconds.items():
+        stage_ms[stage].append(s * 1000)
 
 
 def _get(q: queue.Queue, timeout: float) -> Any:

@@ -18,7 +18,7 @@ import pytest
 from infer.api import load
 from infer.codecs import to_uint8
 from infer.prepost import NATIVE
-from infer.webcam import LatestFrame, run_pipeline, side_by_side
+from infer.webcam import STAGES, LatestFrame, run_pipeline, side_by_side
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES, SIZE, FPS = 20, 64, 20
@@ -84,6 +84,37 @@ def test_video_file_every_frame_side_by_side_with_overlay(model, video, tmp_path
         assert changed[24:, SIZE + 8:].mean() < 0.01, changed[24:, SIZE + 8:].mean()
 
 
+def test_every_stage_is_timed_per_frame_inside_its_processing(model, video, tmp_path):
+    stats = run_pipeline(model, str(video), out=tmp_path / "stages.mp4")
+    assert stats.processed == stats.written == FRAMES
+    for stage in STAGES:
+        assert len(stats.stage_ms[stage]) == (stats.written if stage == "write" else stats.processed), stage
+        assert all(ms >= 0 for ms in stats.stage_ms[stage]), stage
+    # Frame by frame, translate's three parts and compose happen inside the frame's processing time.
+    parts = zip(*(stats.stage_ms[s] for s in ("preprocess", "inference", "postprocess", "compose")))
+    for i, (frame_parts, processing) in enumerate(zip(parts, stats.processing_ms)):
+        assert sum(frame_parts) <= processing + 0.05, (i, frame_parts, processing)
+    summary = stats.summary()["stage_ms"]
+    assert set(summary) == set(STAGES)
+    assert all(set(ms) == {"p50", "p99", "mean"} and 0 <= ms["p50"] <= ms["p99"] for ms in summary.values())
+    assert "\nper frame (p50 ms): capture " in stats.report() and ", write " in stats.report()
+
+
+def test_no_write_stage_without_out_and_the_timings_record_adds_up(model, video):
+    from infer.api import StageTimes
+
+    stats = run_pipeline(model, str(video), max_frames=3)
+    assert set(stats.summary()["stage_ms"]) == set(STAGES) - {"write"}
+    assert "write" not in stats.report()
+    times = StageTimes()
+    frame = _read_all(video)[0]
+    plain = model.translate(frame, channel_order="BGR")
+    assert np.array_equal(model.translate(frame, channel_order="BGR", timings=times), plain)  # same result
+    once = times.inference_s
+    model.translate([frame, frame[:40]], channel_order="BGR", timings=times)  # two sizes: two runner calls, added
+    assert once > 0 and times.inference_s > once and times.preprocess_s > 0 and times.postprocess_s > 0
+
+
 def test_realtime_drops_stale_frames_and_accounts_for_all(model, video, tmp_path):
     seen: list[tuple] = []
     stats = run_pipeline(model, str(video), out=tmp_path / "rt.mp4", realtime=True, size=NATIVE,
@@ -132,6 +163,7 @@ def test_cli_webcam_no_window_and_bad_source(cyclegan_artifact, video, tmp_path)
     stats = json.loads(proc.stdout.splitlines()[0])
     assert stats["processed"] == stats["written"] == FRAMES and stats["dropped"] == 0
     assert stats["latency_p50_ms"] > 0
+    assert set(stats["stage_ms"]) == {"capture", "preprocess", "inference", "postprocess", "compose", "write"}
     assert "cannot be shown" not in proc.stderr  # --no-window: nothing to warn about
     assert len(_read_all(out)) == FRAMES
 
@@ -163,6 +195,7 @@ def test_cli_ctrl_c_stops_cleanly(cyclegan_artifact, tmp_path):
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "(interrupted)" in stdout
+    assert "per frame (p50 ms): capture " in stdout  # the stage line is printed at the end
     written = int(stdout.split("written ")[1].split()[0])
     assert 0 < written < 200
     assert len(_read_all(out)) == written  # the writer was released: a playable file
@@ -217,6 +250,7 @@ def test_a_video_that_ends_early_exits_2_with_what_was_written(cyclegan_artifact
     assert len(errors) == 1 and "ended early" in errors[0] and f"of {FRAMES} frames" in errors[0]
     written = int(proc.stdout.split("written ")[1].split()[0])
     assert 0 < written < FRAMES and len(_read_all(out)) == written  # what was read is kept
+    assert "per frame (p50 ms): capture " in proc.stdout and ", write " in proc.stdout
 
 
 @pytest.mark.parametrize("source", ["99999999999999999999", "2147483648"])
