@@ -4,7 +4,8 @@ Every frame of the file is decoded, translated (pre/post-processing included), c
 by side with the original and overlaid with FPS text, as `python -m infer webcam VIDEO` does
 (no window, no output file). FPS is frames / the benchmark's own wall clock for the run;
 per-frame latency (translate + compose) and capture-to-result age are the pipeline's
-percentiles, measured outside the model.
+percentiles, measured outside the model; `stage_ms` splits each frame into capture (decode),
+preprocess, inference (the runner call alone), postprocess and compose (`infer.webcam.STAGES`).
 """
 from __future__ import annotations
 
@@ -129,6 +130,7 @@ def test_video_pipeline(benchmark: Any, pipeline_model: str, pipeline_size: int 
         "frame_latency_ms": {"p50": summary["latency_p50_ms"], "p99": summary["latency_p99_ms"],
                              "mean": summary["latency_mean_ms"]},
         "age_ms": {"p50": summary["age_p50_ms"], "p99": summary["age_p99_ms"]},
+        "stage_ms": summary["stage_ms"],
         "dropped": stats.dropped,
         "parity": parity,
         "memory": memory.to_json(),
