@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import logging
@@ -105,6 +106,18 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_unless_unchanged(path: Path) -> str:
+    """sha256_of(path), hashed again only when the file's size or modification time changed (per process)."""
+    stat = path.stat()
+    return _sha256_at(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_at(path: Path, size: int, mtime_ns: int) -> str:
+    # size and mtime are the cache key: a rewritten file is hashed again.
+    return sha256_of(path)
 
 
 def check_model_file(path: Path, sha256: str | None = None, size: int | None = None) -> None:

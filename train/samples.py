@@ -12,10 +12,14 @@ from PIL import Image
 from ganrt.atomic import atomic_write
 
 
+def to_pixels(images: torch.Tensor) -> torch.Tensor:
+    """NCHW in [-1, 1] -> NCHW uint8 on the CPU (the deployed post-processing: rounded, clamped)."""
+    return ((images.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5) * 255).round().to(torch.uint8)
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """NCHW in [-1, 1] -> NHWC uint8 RGB (grey images get three channels)."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5) * 255).round().to(torch.uint8)
-    x = x.permute(0, 2, 3, 1).numpy()
+    x = to_pixels(images).permute(0, 2, 3, 1).numpy()
     return np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import hashlib
 import importlib.metadata
 import json
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ganrt.artifact import MANIFEST, Artifact, sha256_of
+from ganrt.artifact import MANIFEST, Artifact, sha256_unless_unchanged
 from ganrt.atomic import atomic_write_text
 from ganrt.compare import compare_outputs, value_range_of
 from ganrt.errors import BackendUnavailable
@@ -143,12 +142,6 @@ def machine_description(threads: int) -> dict[str, Any]:
             "versions": {p: version(p) for p in VERSIONED}}
 
 
-@functools.lru_cache(maxsize=256)
-def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
-    # size and mtime are the cache key: a rewritten file is hashed again.
-    return sha256_of(path)
-
-
 def artifact_digest(art: Artifact) -> str:
     """sha256 over the manifest and the sha256 of every model file it lists that is present."""
     h = hashlib.sha256((art.root / MANIFEST).read_bytes())
@@ -156,8 +149,7 @@ def artifact_digest(art: Artifact) -> str:
              for k in ("file", "weights") if isinstance(entry.get(k), str)}
     paths = sorted(p for p in [art.generator_path, *(art.path_of(f) for f in files)] if p.is_file())
     for path in paths:
-        stat = path.stat()
-        h.update(f"{path.name}:{_file_sha256(path, stat.st_size, stat.st_mtime_ns)}".encode())
+        h.update(f"{path.name}:{sha256_unless_unchanged(path)}".encode())
     return h.hexdigest()
 
 

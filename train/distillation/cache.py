@@ -28,17 +28,13 @@ from ganrt import config as config_mod
 from ganrt.errors import CheckpointError
 from ganrt.locations import cache_root
 from train import checkpoint as ckpt
+from train.samples import to_pixels
 
 log = logging.getLogger("ganrt.train")
 
 CACHE_FOLDER = "distill"
 FORMAT = "ganrt-teacher-outputs/1"
 OUTPUTS = "outputs"  # the tensor's name in the cache file
-
-
-def to_pixels(images: Tensor) -> Tensor:
-    """[-1, 1] images -> uint8 pixels (the deployed post-processing)."""
-    return ((images.detach().float().clamp(-1, 1) * 0.5 + 0.5) * 255).round().to(torch.uint8).cpu()
 
 
 def from_pixels(pixels: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ganrt import config as config_mod
-from ganrt.artifact import GENERATOR_FILE, sha256_of
+from ganrt.artifact import GENERATOR_FILE, sha256_unless_unchanged
 from ganrt.errors import UsageError
 from ganrt.locations import shipped_generator
 from train import checkpoint as ckpt
@@ -96,7 +96,7 @@ def load_teacher(source: str | None) -> Teacher:
     variant = registry.get(name)
     cfg = config_mod.from_dict(variant.config, cfg_dict)
     require_translator(variant, cfg, weights)
-    return Teacher(variant, cfg, weights, sha256_of(weights))
+    return Teacher(variant, cfg, weights, sha256_unless_unchanged(weights))  # read by every stage of a run
 
 
 def record(cfg: Any, teacher: Teacher) -> None:
