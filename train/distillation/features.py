@@ -84,7 +84,8 @@ class Activations:
 
     def __init__(self, modules: Sequence[nn.Module]) -> None:
         self.outputs: list[Tensor | None] = [None] * len(modules)
-        self.handles = [m.register_forward_hook(self._keeper(i)) for i, m in enumerate(modules)]
+        for i, m in enumerate(modules):
+            m.register_forward_hook(self._keeper(i))
 
     def _keeper(self, i: int):  # noqa: ANN202 - a hook
         def keep(module: nn.Module, args: tuple, output: Tensor) -> None:
@@ -97,8 +98,3 @@ class Activations:
             raise RuntimeError("a hooked module did not run in the forward pass")
         outputs, self.outputs = self.outputs, [None] * len(self.outputs)
         return outputs  # type: ignore[return-value]
-
-    def remove(self) -> None:
-        """Detach the hooks."""
-        for h in self.handles:
-            h.remove()

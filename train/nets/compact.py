@@ -111,12 +111,3 @@ class CompactGenerator(nn.Module):
         if any(not 0 <= t <= len(self.blocks) for t in taps):
             raise ValueError(f"taps must be 0 to {len(self.blocks)} (residual blocks done), got {list(taps)}")
         return [self.encoder if t == 0 else self.blocks[t - 1] for t in taps]
-
-    def features(self, image: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
-        """The activations after `taps[i]` residual blocks (each w3 x H/4 x W/4), for inspection and distillation."""
-        h = self.encoder(image)
-        found = {0: h}
-        for done, block in enumerate(self.blocks, start=1):
-            h = block(h)
-            found[done] = h
-        return [found[t] for t in taps]
